@@ -1,0 +1,66 @@
+# afluente: `make demo` runs the platform on embedded defaults; `make test` runs the whole suite
+# against real services that it installs and starts itself.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_PORT ?= 3000
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-data demo-materialize ui test test-unit lint services-up services-down services-status bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install -q uv
+	$(UV) pip install -q --python $(PY) -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.local.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.local.yaml $@
+
+## demo: install, generate sample export files, materialize everything, start the Dagster UI
+demo: install $(DAGSTER_HOME)/dagster.yaml demo-data demo-materialize ui
+
+demo-data: install
+	$(PY) -m generators.exports --rows 20000 --files 2 --format csv --out data/landing/exports --seed 1
+	$(PY) -m generators.exports --rows 20000 --files 1 --format xlsx --out data/landing/exports --seed 3
+	$(PY) -m generators.exports --rows 5000 --files 1 --format csv --encoding latin-1 --bad-share 0.02 --out data/landing/exports --seed 7
+
+demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m orchestration.demo
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0
+
+## test: install, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB), run every test
+test: install services-up
+	AFLUENTE_SERVICES_SKIP_UP=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+services-up: install
+	$(PY) -m services up
+
+services-down: install
+	$(PY) -m services down
+
+services-status: install
+	$(PY) -m services status
+
+bench: install services-up
+	$(PY) -m bench.exports_load
+
+clean:
+	rm -rf data .dagster_home .pytest_cache .ruff_cache

@@ -1,0 +1,198 @@
+"""Loading one landed file into the warehouse: shared by every file-fed raw asset.
+
+The file of a partition is parsed by a domain reader; valid rows, rejected rows and the file's
+ledger entry are written in ONE transaction (partition-scoped, so a re-run replaces, never
+duplicates), then the file is archived. An unreadable file is quarantined with a reason file and
+recorded in the ledger; the run still succeeds so the sensor and other files keep flowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from dagster import AssetExecutionContext, Failure
+
+from resources.bulk_write import existing_columns, quote_ident, write_arrow
+from resources.landing_zone import LandingZoneResource, UnreadableFileError, file_digest
+from resources.warehouse import WarehouseResource
+
+LEDGER_SCHEMA = "raw"
+LEDGER_TABLE = "landing_files"
+
+REJECT_COLUMNS = ("source_line", "reason", "raw_content")
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """What a domain reader returns: valid rows, rejected rows (source_line, reason, raw_content)."""
+
+    rows: pa.Table
+    rejects: pa.Table
+    total_rows: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LandingTarget:
+    """Where a domain's landed files go."""
+
+    domain: str
+    rows_table: tuple[str, str]
+    rejects_table: tuple[str, str]
+    column_types: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileIngestOutcome:
+    status: str
+    file_name: str
+    rows_total: int
+    rows_loaded: int
+    rows_rejected: int
+    reason: str | None
+    ingest_batch: str
+    details: Mapping[str, Any]
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "status": self.status,
+            "file": self.file_name,
+            "rows_total": self.rows_total,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "ingest_batch": self.ingest_batch,
+        }
+        if self.reason:
+            meta["quarantine_reason"] = self.reason
+        meta.update({k: str(v) for k, v in self.details.items() if v is not None})
+        return meta
+
+
+def _with_audit(table: pa.Table, audit: Mapping[str, pa.Scalar]) -> pa.Table:
+    for name, scalar in audit.items():
+        table = table.append_column(name, pa.repeat(scalar, table.num_rows))
+    return table
+
+
+def _ledger_row(
+    domain: str, key: str, digest: str, file_name: str, outcome_status: str, totals: tuple[int, int, int],
+    reason: str | None, batch: str, at: datetime, details: Mapping[str, Any],
+) -> pa.Table:
+    return pa.table(
+        {
+            "ledger_key": [f"{domain}/{key}"],
+            "domain": [domain],
+            "partition_key": [key],
+            "file_name": [file_name],
+            "content_sha256": [digest],
+            "status": [outcome_status],
+            "rows_total": pa.array([totals[0]], pa.int64()),
+            "rows_loaded": pa.array([totals[1]], pa.int64()),
+            "rows_rejected": pa.array([totals[2]], pa.int64()),
+            "reason": pa.array([reason], pa.string()),
+            "details": [", ".join(f"{k}={v}" for k, v in details.items() if v is not None)],
+            "ingest_batch": [batch],
+            "ingest_at": pa.array([at], pa.timestamp("us")),
+        }
+    )
+
+
+def _delete_partition(conn: sa.Connection, schema: str, table: str, key: str) -> None:
+    if existing_columns(conn, schema, table) is not None:
+        conn.execute(
+            sa.text(f"DELETE FROM {quote_ident(conn, schema, table)} WHERE ingest_file_key = :key"),
+            {"key": key},
+        )
+
+
+def ingest_landing_file(
+    context: AssetExecutionContext,
+    *,
+    target: LandingTarget,
+    reader: Callable[[Path], ParsedFile],
+    warehouse: WarehouseResource,
+    landing_zone: LandingZoneResource,
+) -> FileIngestOutcome:
+    """Load the file of ``context.partition_key`` (see module docstring)."""
+    key = context.partition_key
+    path = landing_zone.locate(target.domain, key)
+    if path is None:
+        raise Failure(
+            description=(
+                f"file of partition {key} not found in {landing_zone.domain_dir(target.domain)} "
+                "(nor in its _archive/ or _quarantine/ folders)"
+            ),
+            allow_retries=False,
+        )
+    digest = file_digest(path)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    batch = f"batch_{now:%Y%m%d_%H%M%S}_{digest[:8]}"
+    file_name = path.name.split("-", 1)[1] if path.parent.name.startswith("_") else path.name
+    audit = {
+        "ingest_at": pa.scalar(now, pa.timestamp("us")),
+        "ingest_batch": pa.scalar(batch),
+        "ingest_source": pa.scalar(file_name[:100]),
+        "ingest_file_key": pa.scalar(key),
+    }
+    try:
+        parsed = reader(path)
+    except UnreadableFileError as exc:
+        ledger = _ledger_row(target.domain, key, digest, file_name, "quarantined", (0, 0, 0),
+                             exc.reason, batch, now, {})
+        with warehouse.begin() as conn:
+            _delete_partition(conn, *target.rows_table, key)
+            _delete_partition(conn, *target.rejects_table, key)
+            write_arrow(conn, ledger, LEDGER_SCHEMA, LEDGER_TABLE, mode="partition",
+                        partition_column="ledger_key", partition_value=f"{target.domain}/{key}")
+        moved = landing_zone.quarantine(target.domain, path, digest, exc.reason)
+        context.log.warning(f"{file_name} quarantined to {moved}: {exc.reason}")
+        return FileIngestOutcome("quarantined", file_name, 0, 0, 0, exc.reason, batch, {})
+
+    loaded, rejected = parsed.rows.num_rows, parsed.rejects.num_rows
+    if loaded + rejected != parsed.total_rows:
+        raise Failure(
+            description=f"{file_name}: reader accounted for {loaded + rejected} of {parsed.total_rows} rows",
+            allow_retries=False,
+        )
+    rows = _with_audit(parsed.rows, audit)
+    rejects = _with_audit(parsed.rejects.select(list(REJECT_COLUMNS)), audit)
+    ledger = _ledger_row(target.domain, key, digest, file_name, "loaded", (parsed.total_rows, loaded, rejected),
+                         None, batch, now, parsed.details)
+    with warehouse.begin() as conn:
+        write_arrow(conn, rows, *target.rows_table, mode="partition", partition_column="ingest_file_key",
+                    partition_value=key, column_types=target.column_types)
+        write_arrow(conn, rejects, *target.rejects_table, mode="partition",
+                    partition_column="ingest_file_key", partition_value=key)
+        write_arrow(conn, ledger, LEDGER_SCHEMA, LEDGER_TABLE, mode="partition",
+                    partition_column="ledger_key", partition_value=f"{target.domain}/{key}")
+    landing_zone.archive(target.domain, path, digest)
+    context.log.info(f"{file_name}: {loaded} rows loaded, {rejected} rejected (batch {batch})")
+    return FileIngestOutcome("loaded", file_name, parsed.total_rows, loaded, rejected, None, batch,
+                             parsed.details)
+
+
+def reconcile_partition(warehouse: WarehouseResource, target: LandingTarget, key: str) -> dict[str, int]:
+    """Counts that prove nothing was dropped: rows + rejects in the warehouse vs the file's total."""
+    with warehouse.connect() as conn:
+        rows_q = quote_ident(conn, *target.rows_table)
+        rej_q = quote_ident(conn, *target.rejects_table)
+        ledger_q = quote_ident(conn, LEDGER_SCHEMA, LEDGER_TABLE)
+        params = {"key": key, "ledger_key": f"{target.domain}/{key}"}
+        counts = {"rows_total": 0, "rows_in_table": 0, "rejects_in_table": 0}
+        total = conn.execute(
+            sa.text(f"SELECT rows_total FROM {ledger_q} WHERE ledger_key = :ledger_key"), params
+        ).scalar()
+        counts["rows_total"] = int(total or 0)
+        for name, qualified, table in (("rows_in_table", rows_q, target.rows_table),
+                                       ("rejects_in_table", rej_q, target.rejects_table)):
+            if existing_columns(conn, *table) is not None:
+                counts[name] = int(conn.execute(
+                    sa.text(f"SELECT COUNT(*) FROM {qualified} WHERE ingest_file_key = :key"), params
+                ).scalar())
+        return counts

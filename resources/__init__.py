@@ -1,0 +1,1 @@
+"""Resources: one ConfigurableResource per system the platform talks to."""

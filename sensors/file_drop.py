@@ -1,0 +1,149 @@
+"""File-drop sensors: each new file in a landing folder becomes a dynamic partition and a run.
+
+Files are identified by content (SHA-256), so a re-dropped identical file is a no-op (it is set
+aside in ``_duplicates/``). The sensor only lists, hashes and compares: it never parses a file or
+touches the warehouse, so a tick stays short however big the files are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from resources.landing_zone import (
+    DIGEST_CHARS,
+    LandingZoneResource,
+    digest_of_key,
+    file_digest,
+    partition_key_for,
+)
+from resources.settings import setting
+
+LANDING_FILE_TAG = "afluente/landing_file"
+
+
+@dataclass(frozen=True)
+class FileDropPlan:
+    """What one tick decided: partitions to add and run, duplicates to set aside, the next cursor."""
+
+    new_keys: list[str]
+    paths: dict[str, Path]
+    duplicates: list[tuple[Path, str]]
+    cursor: dict
+
+
+def plan_file_drops(
+    candidates: list[tuple[Path, int, int]],
+    existing_keys: set[str],
+    cursor: dict,
+    is_archived: Callable[[str, str], bool],
+    max_files: int,
+) -> FileDropPlan:
+    """Pure decision logic of a tick (unit-tested without Dagster).
+
+    ``cursor`` caches digests by (path, size, mtime) so unchanged files are not hashed again, and
+    remembers which path each requested digest came from, to tell a pending file from a duplicate.
+    """
+    cached: dict[str, list] = cursor.get("files", {})
+    requested: dict[str, str] = cursor.get("requested", {})
+    known = {digest_of_key(key): key for key in existing_keys}
+    files: dict[str, list] = {}
+    new_keys: list[str] = []
+    paths: dict[str, Path] = {}
+    duplicates: list[tuple[Path, str]] = []
+    for path, size, mtime_ns in candidates:
+        entry = cached.get(str(path))
+        if entry and entry[0] == size and entry[1] == mtime_ns:
+            digest = entry[2]
+        else:
+            digest = file_digest(path)
+        short = digest[:DIGEST_CHARS]
+        key = partition_key_for(path.name, digest)
+        original = known.get(short)
+        if original is not None:
+            pending_original = requested.get(short) == str(path) and not is_archived(digest, path.name)
+            if not pending_original:
+                duplicates.append((path, original))
+                continue
+            files[str(path)] = [size, mtime_ns, digest]
+            continue
+        if len(new_keys) >= max_files:
+            files[str(path)] = [size, mtime_ns, digest]
+            continue
+        new_keys.append(key)
+        known[short] = key
+        paths[key] = path
+        requested[short] = str(path)
+        files[str(path)] = [size, mtime_ns, digest]
+    return FileDropPlan(new_keys, paths, duplicates, {"files": files, "requested": requested})
+
+
+def build_file_drop_sensor(
+    *,
+    name: str,
+    domain: str,
+    patterns: tuple[str, ...],
+    partitions_def: DynamicPartitionsDefinition,
+    target: AssetSelection,
+    description: str,
+) -> SensorDefinition:
+    """A sensor turning new files of ``<landing root>/<domain>/`` into partitions of ``target``."""
+
+    @sensor(
+        name=name,
+        target=target,
+        description=description,
+        minimum_interval_seconds=int(setting("AFLUENTE_SENSOR_INTERVAL_SECONDS")),
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def _file_drop_sensor(
+        context: SensorEvaluationContext, landing_zone: LandingZoneResource
+    ) -> SensorResult | SkipReason:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        candidates = landing_zone.candidate_files(
+            domain, patterns, float(setting("AFLUENTE_LANDING_SETTLE_SECONDS"))
+        )
+        existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        plan = plan_file_drops(
+            candidates,
+            existing,
+            cursor,
+            lambda digest, file_name: landing_zone.is_archived(domain, digest, file_name),
+            int(setting("AFLUENTE_MAX_FILES_PER_TICK")),
+        )
+        for path, original in plan.duplicates:
+            moved = landing_zone.set_aside_duplicate(domain, path, original)
+            context.log.info(f"{path.name}: same content as partition {original}; moved to {moved}")
+        if not plan.new_keys:
+            return SensorResult(
+                skip_reason=SkipReason(f"no new files in {landing_zone.domain_dir(domain)}"),
+                cursor=json.dumps(plan.cursor),
+            )
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    partition_key=key,
+                    run_key=key,
+                    tags={LANDING_FILE_TAG: str(plan.paths[key]), "afluente/domain": domain},
+                )
+                for key in plan.new_keys
+            ],
+            dynamic_partitions_requests=[partitions_def.build_add_request(plan.new_keys)],
+            cursor=json.dumps(plan.cursor),
+        )
+
+    return _file_drop_sensor
