@@ -81,8 +81,16 @@ def _with_audit(table: pa.Table, audit: Mapping[str, pa.Scalar]) -> pa.Table:
 
 
 def _ledger_row(
-    domain: str, key: str, digest: str, file_name: str, outcome_status: str, totals: tuple[int, int, int],
-    reason: str | None, batch: str, at: datetime, details: Mapping[str, Any],
+    domain: str,
+    key: str,
+    digest: str,
+    file_name: str,
+    outcome_status: str,
+    totals: tuple[int, int, int],
+    reason: str | None,
+    batch: str,
+    at: datetime,
+    details: Mapping[str, Any],
 ) -> pa.Table:
     return pa.table(
         {
@@ -143,13 +151,21 @@ def ingest_landing_file(
     try:
         parsed = reader(path)
     except UnreadableFileError as exc:
-        ledger = _ledger_row(target.domain, key, digest, file_name, "quarantined", (0, 0, 0),
-                             exc.reason, batch, now, {})
+        ledger = _ledger_row(
+            target.domain, key, digest, file_name, "quarantined", (0, 0, 0), exc.reason, batch, now, {}
+        )
         with warehouse.begin() as conn:
             _delete_partition(conn, *target.rows_table, key)
             _delete_partition(conn, *target.rejects_table, key)
-            write_arrow(conn, ledger, LEDGER_SCHEMA, LEDGER_TABLE, mode="partition",
-                        partition_column="ledger_key", partition_value=f"{target.domain}/{key}")
+            write_arrow(
+                conn,
+                ledger,
+                LEDGER_SCHEMA,
+                LEDGER_TABLE,
+                mode="partition",
+                partition_column="ledger_key",
+                partition_value=f"{target.domain}/{key}",
+            )
         moved = landing_zone.quarantine(target.domain, path, digest, exc.reason)
         context.log.warning(f"{file_name} quarantined to {moved}: {exc.reason}")
         return FileIngestOutcome("quarantined", file_name, 0, 0, 0, exc.reason, batch, {})
@@ -162,19 +178,50 @@ def ingest_landing_file(
         )
     rows = _with_audit(parsed.rows, audit)
     rejects = _with_audit(parsed.rejects.select(list(REJECT_COLUMNS)), audit)
-    ledger = _ledger_row(target.domain, key, digest, file_name, "loaded", (parsed.total_rows, loaded, rejected),
-                         None, batch, now, parsed.details)
+    ledger = _ledger_row(
+        target.domain,
+        key,
+        digest,
+        file_name,
+        "loaded",
+        (parsed.total_rows, loaded, rejected),
+        None,
+        batch,
+        now,
+        parsed.details,
+    )
     with warehouse.begin() as conn:
-        write_arrow(conn, rows, *target.rows_table, mode="partition", partition_column="ingest_file_key",
-                    partition_value=key, column_types=target.column_types)
-        write_arrow(conn, rejects, *target.rejects_table, mode="partition",
-                    partition_column="ingest_file_key", partition_value=key)
-        write_arrow(conn, ledger, LEDGER_SCHEMA, LEDGER_TABLE, mode="partition",
-                    partition_column="ledger_key", partition_value=f"{target.domain}/{key}")
+        write_arrow(
+            conn,
+            rows,
+            *target.rows_table,
+            mode="partition",
+            partition_column="ingest_file_key",
+            partition_value=key,
+            column_types=target.column_types,
+        )
+        write_arrow(
+            conn,
+            rejects,
+            *target.rejects_table,
+            mode="partition",
+            partition_column="ingest_file_key",
+            partition_value=key,
+        )
+        write_arrow(
+            conn,
+            ledger,
+            LEDGER_SCHEMA,
+            LEDGER_TABLE,
+            mode="partition",
+            partition_column="ledger_key",
+            partition_value=f"{target.domain}/{key}",
+        )
     landing_zone.archive(target.domain, path, digest)
     context.log.info(f"{file_name}: {loaded} rows loaded, {rejected} rejected (batch {batch})")
-    return FileIngestOutcome("loaded", file_name, parsed.total_rows, loaded, rejected, None, batch,
-                             parsed.details)
+    return FileIngestOutcome(
+        "loaded", file_name, parsed.total_rows, loaded, rejected, None, batch, parsed.details
+    )
 
 
 def reconcile_partition(warehouse: WarehouseResource, target: LandingTarget, key: str) -> dict[str, int]:
@@ -189,10 +236,14 @@ def reconcile_partition(warehouse: WarehouseResource, target: LandingTarget, key
             sa.text(f"SELECT rows_total FROM {ledger_q} WHERE ledger_key = :ledger_key"), params
         ).scalar()
         counts["rows_total"] = int(total or 0)
-        for name, qualified, table in (("rows_in_table", rows_q, target.rows_table),
-                                       ("rejects_in_table", rej_q, target.rejects_table)):
+        for name, qualified, table in (
+            ("rows_in_table", rows_q, target.rows_table),
+            ("rejects_in_table", rej_q, target.rejects_table),
+        ):
             if existing_columns(conn, *table) is not None:
-                counts[name] = int(conn.execute(
-                    sa.text(f"SELECT COUNT(*) FROM {qualified} WHERE ingest_file_key = :key"), params
-                ).scalar())
+                counts[name] = int(
+                    conn.execute(
+                        sa.text(f"SELECT COUNT(*) FROM {qualified} WHERE ingest_file_key = :key"), params
+                    ).scalar()
+                )
         return counts

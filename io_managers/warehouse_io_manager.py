@@ -6,8 +6,6 @@ partitioned asset always writes partition-scoped, replacing the rows of its part
 the column named by ``afluente/partition_column`` (default ``partition_key``, added when absent).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import pandas as pd

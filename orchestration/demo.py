@@ -10,9 +10,10 @@ import time
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
-from orchestration.definitions import defs, raw_exportacao, sql_model_assets
+from assets.exports.raw_exportacao import raw_exportacao
+from orchestration.definitions import defs, sql_model_assets
+from orchestration.exports import export_file_drop_sensor
 from orchestration.schedules import export_reports_selection
-from orchestration.sensors import export_file_drop_sensor
 
 
 def main() -> None:
@@ -21,7 +22,9 @@ def main() -> None:
     started = time.perf_counter()
     context = build_sensor_context(instance=instance, resources={"landing_zone": resources["landing_zone"]})
     result = export_file_drop_sensor(context)
-    keys = [request.partition_key for request in result.run_requests] if isinstance(result, SensorResult) else []
+    keys = (
+        [request.partition_key for request in result.run_requests] if isinstance(result, SensorResult) else []
+    )
     if keys:
         instance.add_dynamic_partitions("export_files", keys)
     for key in keys:

@@ -61,11 +61,19 @@ def sql_type(arrow_type: pa.DataType, dialect: str) -> str:
 
 
 def existing_columns(conn: sa.Connection, schema: str, table: str) -> list[str] | None:
-    """Column names of a table, or None when it does not exist."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(table, schema=schema):
-        return None
-    return [col["name"] for col in inspector.get_columns(table, schema=schema)]
+    """Column names of a table (in order), or None when it does not exist.
+
+    Reads ``information_schema`` directly: both engines have it, and SQLAlchemy's reflection is
+    not implemented the same way for DuckDB.
+    """
+    rows = conn.execute(
+        sa.text(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = :schema AND table_name = :table ORDER BY ordinal_position"
+        ),
+        {"schema": schema, "table": table},
+    ).fetchall()
+    return [row[0] for row in rows] or None
 
 
 def _create_table(

@@ -10,12 +10,11 @@ its partition. Layout under ``<root>/<domain>/``::
     _duplicates/<name>        re-dropped files whose content was already ingested
 """
 
-from __future__ import annotations
-
 import hashlib
 import re
 import shutil
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -51,14 +50,15 @@ def file_digest(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def partition_key_for(name: str, digest: str) -> str:
     """Readable, content-addressed partition key: ``<safe file name>__<12 hex digits>``."""
-    safe = _UNSAFE.sub("_", name).strip("_")[:80] or "file"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    safe = _UNSAFE.sub("_", ascii_name).strip("_")[:80] or "file"
     return f"{safe}{_KEY_SEPARATOR}{digest[:DIGEST_CHARS]}"
 
 
 def digest_of_key(partition_key: str) -> str:
     """The 12-digit content digest a partition key carries."""
     digest = partition_key.rsplit(_KEY_SEPARATOR, 1)[-1]
-    if not re.fullmatch(r"[0-9a-f]{%d}" % DIGEST_CHARS, digest):
+    if not re.fullmatch(f"[0-9a-f]{{{DIGEST_CHARS}}}", digest):
         raise ValueError(f"not a landing-file partition key: {partition_key!r}")
     return digest
 

@@ -4,8 +4,6 @@ Every pipeline reads and writes the warehouse through this resource, so switchin
 configuration change (``WAREHOUSE_URL``), never a code change.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.bulk_write import WriteMode, write_arrow
+from resources.bulk_write import WriteMode, existing_columns, write_arrow
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 
@@ -119,7 +117,7 @@ class WarehouseResource(ConfigurableResource):
 
     def table_exists(self, schema: str, table: str) -> bool:
         with self.connect() as conn:
-            return sa.inspect(conn).has_table(table, schema=schema)
+            return existing_columns(conn, schema, table) is not None
 
     def write_table(
         self,

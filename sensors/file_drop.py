@@ -5,8 +5,6 @@ aside in ``_duplicates/``). The sensor only lists, hashes and compares: it never
 touches the warehouse, so a tick stays short however big the files are.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +57,7 @@ def plan_file_drops(
     remembers which path each requested digest came from, to tell a pending file from a duplicate.
     """
     cached: dict[str, list] = cursor.get("files", {})
-    requested: dict[str, str] = cursor.get("requested", {})
+    requested: dict[str, str] = dict(cursor.get("requested", {}))
     known = {digest_of_key(key): key for key in existing_keys}
     files: dict[str, list] = {}
     new_keys: list[str] = []
@@ -67,10 +65,8 @@ def plan_file_drops(
     duplicates: list[tuple[Path, str]] = []
     for path, size, mtime_ns in candidates:
         entry = cached.get(str(path))
-        if entry and entry[0] == size and entry[1] == mtime_ns:
-            digest = entry[2]
-        else:
-            digest = file_digest(path)
+        unchanged = entry is not None and entry[0] == size and entry[1] == mtime_ns
+        digest = entry[2] if unchanged else file_digest(path)
         short = digest[:DIGEST_CHARS]
         key = partition_key_for(path.name, digest)
         original = known.get(short)
@@ -89,6 +85,8 @@ def plan_file_drops(
         paths[key] = path
         requested[short] = str(path)
         files[str(path)] = [size, mtime_ns, digest]
+    # Forget requests whose file has left the folder (archived or quarantined by its run).
+    requested = {digest: where for digest, where in requested.items() if Path(where).exists()}
     return FileDropPlan(new_keys, paths, duplicates, {"files": files, "requested": requested})
 
 

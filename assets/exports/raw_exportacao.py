@@ -1,10 +1,9 @@
 """Raw layer of the export-statistics domain: one dynamic partition per landed CSV/XLSX file."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from pathlib import Path
 
+from assets.exports.file_reader import read_export_file
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -20,7 +19,6 @@ from dagster import (
     multi_asset,
 )
 
-from assets.exports.file_reader import read_export_file
 from assets.landing_ingest import LandingTarget, ParsedFile, ingest_landing_file, reconcile_partition
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
@@ -75,7 +73,7 @@ def read_export_landing_file(path: Path) -> ParsedFile:
         ),
         AssetSpec(
             RAW_EXPORTACAO_REJECTS,
-            description="Rows of landed export files that failed validation: file, line, reason, raw content.",
+            description="Rows of landed export files that failed validation: file, line, reason, raw row.",
             metadata={"dagster/table_name": "raw.exportacao_rejects"},
             tags={"layer": "raw"},
             **_COMMON,
