@@ -13,6 +13,7 @@ import openpyxl
 import pytest
 from dagster import (
     AssetKey,
+    Definitions,
     DagsterInstance,
     SensorResult,
     build_sensor_context,
@@ -192,7 +193,7 @@ def test_new_file_triggers_automatic_refresh_of_reports(tmp_path: Path) -> None:
     resources = _resources(warehouse, landing)
     instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
     keys = [r.partition_key for r in _tick(instance, resources).run_requests]
-    graph = [raw_exportacao, *sql_model_assets]
+    graph = Definitions(assets=[raw_exportacao, *sql_model_assets], resources=resources)
     first = evaluate_automation_conditions(defs=graph, instance=instance)
     materialize([raw_exportacao], partition_key=keys[0], instance=instance, resources=resources)
     second = evaluate_automation_conditions(defs=graph, instance=instance, cursor=first.cursor)
@@ -204,9 +205,9 @@ def test_new_file_triggers_automatic_refresh_of_reports(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["refresh_export_reports_daily"])
 def test_schedule_refreshes_reports_daily_at_one(name: str) -> None:
-    schedule = defs.get_schedule_def(name)
+    schedule = defs.resolve_schedule_def(name)
     assert schedule.cron_schedule == "0 1 * * *"
-    job = defs.get_job_def(schedule.job_name)
+    job = defs.resolve_job_def(schedule.job_name)
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     assert selected == {
         "stg/exportacao",

@@ -1,0 +1,177 @@
+"""Benchmark: 1M-row export CSV and XLSX through raw/exportacao, then the reports, on both engines.
+
+Prints seconds and rows/s next to a naive baseline measured in the same run (pandas ``read_csv`` +
+``DataFrame.to_sql`` with its defaults). Usage::
+
+    python -m bench.exports_load [--rows 1000000] [--engines duckdb,postgres] [--baseline-rows 200000]
+
+PostgreSQL comes from the project's services tool (``python -m services up postgres``).
+"""
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import DagsterInstance, materialize
+
+from assets.exports.raw_exportacao import raw_exportacao
+from generators.exports import write_export_file
+from orchestration.definitions import sql_model_assets
+from orchestration.schedules import export_reports_selection
+from resources.landing_zone import LandingZoneResource, file_digest, partition_key_for
+from resources.warehouse import WarehouseResource, dispose_engines
+
+OUT = Path(__file__).resolve().parent / "out"
+PG_ADMIN_URL = "postgresql+psycopg://afluente:afluente@127.0.0.1:5432/afluente"
+REPORT_KEYS = ("mart/mv_resumo_pais", "mart/mv_resumo_geral", "mart/mv_resumo_setor")
+
+
+def _input_file(rows: int, fmt: str) -> Path:
+    path = OUT / f"exportacao_{rows}.{fmt}"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        write_export_file(
+            path, rows, fmt=fmt, encoding="utf-8", delimiter=";", decimal=",", seed=11, progress=True
+        )
+        print(f"generated {path.name} in {time.perf_counter() - started:.1f}s")
+    return path
+
+
+def _fresh_warehouse(engine: str, workdir: Path) -> WarehouseResource:
+    if engine == "duckdb":
+        return WarehouseResource(url=f"duckdb:///{workdir / 'bench.duckdb'}")
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return WarehouseResource(url=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+
+
+def _drop_warehouse(engine: str, warehouse: WarehouseResource) -> None:
+    dispose_engines()
+    if engine == "postgres":
+        name = sa.make_url(warehouse.url).database
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _load(source: Path, warehouse: WarehouseResource, landing: Path, instance: DagsterInstance) -> float:
+    """Time one file through the raw asset (real Dagster materialization, in process)."""
+    target = landing / "exports" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    key = partition_key_for(source.name, file_digest(target))
+    instance.add_dynamic_partitions("export_files", [key])
+    resources = {"warehouse": warehouse, "landing_zone": LandingZoneResource(root=str(landing))}
+    started = time.perf_counter()
+    result = materialize([raw_exportacao], partition_key=key, instance=instance, resources=resources)
+    elapsed = time.perf_counter() - started
+    assert result.success, f"load of {source.name} failed"
+    return elapsed
+
+
+def _refresh(warehouse: WarehouseResource, instance: DagsterInstance, selection: list[str]) -> float:
+    from dagster import AssetKey
+
+    resources = {"warehouse": warehouse}
+    started = time.perf_counter()
+    result = materialize(
+        [raw_exportacao, *sql_model_assets],
+        selection=[AssetKey.from_user_string(k) for k in selection],
+        instance=instance,
+        resources=resources,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.success, f"refresh of {selection} failed"
+    return elapsed
+
+
+def _baseline(csv_path: Path, rows: int, warehouse: WarehouseResource) -> float:
+    """The naive approach: pandas read_csv + DataFrame.to_sql with default settings."""
+    started = time.perf_counter()
+    frame = pd.read_csv(csv_path, sep=";", decimal=",", thousands=".", nrows=rows, dtype={"ncm": str})
+    frame.to_sql("exportacao_naive", warehouse.engine(), schema="raw", if_exists="replace", index=False)
+    return time.perf_counter() - started
+
+
+def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
+    csv_path = _input_file(rows, "csv")
+    xlsx_path = _input_file(rows, "xlsx")
+    results: dict = {"rows": rows, "baseline_rows": baseline_rows, "engines": {}}
+    for engine in engines:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            warehouse = _fresh_warehouse(engine, workdir)
+            instance = DagsterInstance.ephemeral(tempdir=str(workdir / "dagster"))
+            try:
+                figures: dict = {}
+                figures["csv_load_s"] = _load(csv_path, warehouse, workdir / "landing", instance)
+                figures["stg_build_s"] = _refresh(warehouse, instance, ["stg/exportacao"])
+                figures["reports_create_s"] = _refresh(warehouse, instance, list(REPORT_KEYS))
+                figures["reports_refresh_s"] = _refresh(warehouse, instance, list(REPORT_KEYS))
+                figures["xlsx_load_s"] = _load(xlsx_path, warehouse, workdir / "landing", instance)
+                warehouse.ensure_schemas("raw")
+                figures["baseline_s"] = _baseline(csv_path, baseline_rows, warehouse)
+                figures["csv_rows_per_s"] = rows / figures["csv_load_s"]
+                figures["xlsx_rows_per_s"] = rows / figures["xlsx_load_s"]
+                figures["baseline_rows_per_s"] = baseline_rows / figures["baseline_s"]
+                figures["csv_speedup_vs_baseline"] = (
+                    figures["csv_rows_per_s"] / figures["baseline_rows_per_s"]
+                )
+                results["engines"][engine] = figures
+            finally:
+                instance.dispose()
+                _drop_warehouse(engine, warehouse)
+    return results
+
+
+def _print(results: dict) -> None:
+    rows = results["rows"]
+    print(f"\nexports benchmark: {rows:,} rows per file; baseline on {results['baseline_rows']:,} rows")
+    header = f"{'engine':<9}{'metric':<34}{'seconds':>10}{'rows/s':>14}"
+    print(header)
+    print("-" * len(header))
+    for engine, f in results["engines"].items():
+        lines = [
+            ("CSV → raw/exportacao", f["csv_load_s"], f["csv_rows_per_s"]),
+            ("XLSX → raw/exportacao", f["xlsx_load_s"], f["xlsx_rows_per_s"]),
+            ("stg/exportacao build", f["stg_build_s"], rows / f["stg_build_s"]),
+            ("3 reports, first build", f["reports_create_s"], None),
+            ("3 reports, refresh", f["reports_refresh_s"], None),
+            ("baseline read_csv + to_sql", f["baseline_s"], f["baseline_rows_per_s"]),
+        ]
+        for name, seconds, per_s in lines:
+            rate = f"{per_s:,.0f}" if per_s else ""
+            print(f"{engine:<9}{name:<34}{seconds:>10.2f}{rate:>14}")
+        print(f"{engine:<9}{'CSV speed-up vs baseline':<34}{f['csv_speedup_vs_baseline']:>10.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--engines", default="duckdb,postgres")
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=200_000,
+        help="rows for the naive baseline (its rows/s is compared)",
+    )
+    args = parser.parse_args()
+    results = run(args.rows, args.engines.split(","), args.baseline_rows)
+    _print(results)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "exports_load.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
