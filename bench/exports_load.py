@@ -23,7 +23,6 @@ from dagster import DagsterInstance, materialize
 from assets.exports.raw_exportacao import raw_exportacao
 from generators.exports import write_export_file
 from orchestration.definitions import sql_model_assets
-from orchestration.schedules import export_reports_selection
 from resources.landing_zone import LandingZoneResource, file_digest, partition_key_for
 from resources.warehouse import WarehouseResource, dispose_engines
 

@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 from dagster import (
     AssetKey,
-    Definitions,
     DagsterInstance,
+    Definitions,
     SensorResult,
     build_sensor_context,
     evaluate_automation_conditions,
