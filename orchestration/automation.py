@@ -1,8 +1,8 @@
 """Declarative automation: when SQL models refresh on their own."""
 
-from __future__ import annotations
-
 from dagster import AutomationCondition
+
+from dbt_like_sql import SqlModel
 
 
 def after_upstream_updates() -> AutomationCondition:
@@ -14,11 +14,14 @@ def after_upstream_updates() -> AutomationCondition:
     return AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
 
 
-def for_sql_model(model: object) -> AutomationCondition | None:
-    """Automation of a SQL model from its header: ``eager`` (default), a cron, or ``none``."""
-    automation = getattr(model, "automation", "eager")
-    if automation in (None, "none", "manual"):
+def for_sql_model(model: SqlModel) -> AutomationCondition | None:
+    """Honour a model header's ``automation:``: eager (refresh after upstream updates) or a cron.
+
+    Models without the key are refreshed only by jobs, schedules or by hand.
+    """
+    automation = model.automation
+    if automation is None:
         return None
-    if isinstance(automation, dict) and "cron" in automation:
-        return after_upstream_updates() | AutomationCondition.on_cron(automation["cron"])
+    if automation.kind == "cron" and automation.cron:
+        return AutomationCondition.on_cron(automation.cron, automation.timezone)
     return after_upstream_updates()

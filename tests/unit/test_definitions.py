@@ -10,7 +10,7 @@ def test_definitions_load() -> None:
 
 
 def test_every_asset_has_group_owner_kind_and_table_name() -> None:
-    specs = list(defs.get_all_asset_specs())
+    specs = list(defs.resolve_all_asset_specs())
     assert specs
     for spec in specs:
         name = spec.key.to_user_string()
@@ -22,7 +22,7 @@ def test_every_asset_has_group_owner_kind_and_table_name() -> None:
 
 
 def test_export_lineage() -> None:
-    graph = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.get_all_asset_specs()}
+    graph = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
     assert graph[AssetKey(["stg", "exportacao"])] == {AssetKey(["raw", "exportacao"])}
     for report in ("mv_resumo_pais", "mv_resumo_geral", "mv_resumo_setor"):
         assert graph[AssetKey(["mart", report])] == {AssetKey(["stg", "exportacao"])}
