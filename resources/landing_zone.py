@@ -23,20 +23,16 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.file_errors import UnreadableFileError
+
+__all__ = ["UnreadableFileError", "LandingZoneResource", "LandedFile"]
+
 DIGEST_CHARS = 12
 _KEY_SEPARATOR = "__"
 _SPECIAL_DIRS = ("_archive", "_quarantine", "_duplicates")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _IGNORED_PREFIXES = (".", "~$")
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".reason.txt")
-
-
-class UnreadableFileError(Exception):
-    """A file that cannot be parsed at all: it goes to quarantine with ``reason`` beside it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def file_digest(path: Path, chunk_size: int = 1 << 20) -> str:

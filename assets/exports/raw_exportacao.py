@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-from assets.exports.file_reader import read_export_file
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -19,6 +18,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.exports.file_reader import read_export_file
 from assets.landing_ingest import LandingTarget, ParsedFile, ingest_landing_file, reconcile_partition
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
