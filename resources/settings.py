@@ -34,6 +34,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AFLUENTE_MAX_FILES_PER_TICK", "50", "Upper bound of runs one file-drop sensor tick requests"),
     Setting("EXPORTS_REFRESH_CRON", "0 1 * * *", "Cron of the scheduled refresh of the export reports"),
     Setting("AFLUENTE_TIMEZONE", "UTC", "Timezone of schedules"),
+    Setting("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma-separated)"),
+    Setting("MONGO_URI", "mongodb://127.0.0.1:27017/", "MongoDB (or FerretDB) connection URI"),
+    Setting("SEARCH_URL", "http://127.0.0.1:9200", "Base URL of OpenSearch / Elasticsearch"),
+    Setting("SEARCH_ENGINE", "opensearch", "Search client flavour: opensearch or elasticsearch"),
+    Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
+    Setting("API_PORT", "8000", "Port of the read API"),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
