@@ -18,16 +18,23 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from assets.exports.raw_exportacao import raw_exportacao
 from generators.exports import write_export_file
 from orchestration.definitions import sql_model_assets
 from resources.landing_zone import LandingZoneResource, file_digest, partition_key_for
 from resources.warehouse import WarehouseResource, dispose_engines
+from services import connection_info
 
 OUT = Path(__file__).resolve().parent / "out"
-PG_ADMIN_URL = "postgresql+psycopg://afluente:afluente@127.0.0.1:5432/afluente"
+
+
+def _pg_admin_url() -> str:
+    """URL of the local PostgreSQL from the services tool (honours AFLUENTE_PG_PORT)."""
+    return connection_info(["postgres"])["postgres"].url
+
+
 REPORT_KEYS = ("mart/mv_resumo_pais", "mart/mv_resumo_geral", "mart/mv_resumo_setor")
 
 
@@ -47,18 +54,18 @@ def _fresh_warehouse(engine: str, workdir: Path) -> WarehouseResource:
     if engine == "duckdb":
         return WarehouseResource(url=f"duckdb:///{workdir / 'bench.duckdb'}")
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
-    return WarehouseResource(url=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    return WarehouseResource(url=_pg_admin_url().rsplit("/", 1)[0] + f"/{name}")
 
 
 def _drop_warehouse(engine: str, warehouse: WarehouseResource) -> None:
     dispose_engines()
     if engine == "postgres":
         name = sa.make_url(warehouse.url).database
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
@@ -79,10 +86,11 @@ def _load(source: Path, warehouse: WarehouseResource, landing: Path, instance: D
     return elapsed
 
 
-def _refresh(warehouse: WarehouseResource, instance: DagsterInstance, selection: list[str]) -> float:
-    from dagster import AssetKey
-
-    resources = {"warehouse": warehouse}
+def _refresh(
+    warehouse: WarehouseResource, landing: Path, instance: DagsterInstance, selection: list[str]
+) -> float:
+    """Time the selected SQL models (staging or the three reports) through Dagster."""
+    resources = {"warehouse": warehouse, "landing_zone": LandingZoneResource(root=str(landing))}
     started = time.perf_counter()
     result = materialize(
         [raw_exportacao, *sql_model_assets],
@@ -115,9 +123,15 @@ def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
             try:
                 figures: dict = {}
                 figures["csv_load_s"] = _load(csv_path, warehouse, workdir / "landing", instance)
-                figures["stg_build_s"] = _refresh(warehouse, instance, ["stg/exportacao"])
-                figures["reports_create_s"] = _refresh(warehouse, instance, list(REPORT_KEYS))
-                figures["reports_refresh_s"] = _refresh(warehouse, instance, list(REPORT_KEYS))
+                figures["stg_build_s"] = _refresh(
+                    warehouse, workdir / "landing", instance, ["stg/exportacao"]
+                )
+                figures["reports_create_s"] = _refresh(
+                    warehouse, workdir / "landing", instance, list(REPORT_KEYS)
+                )
+                figures["reports_refresh_s"] = _refresh(
+                    warehouse, workdir / "landing", instance, list(REPORT_KEYS)
+                )
                 figures["xlsx_load_s"] = _load(xlsx_path, warehouse, workdir / "landing", instance)
                 warehouse.ensure_schemas("raw")
                 figures["baseline_s"] = _baseline(csv_path, baseline_rows, warehouse)
