@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, Definitions
 
+from assets.exports.file_quality import export_file_quality
 from assets.exports.raw_exportacao import (
     EXPORT_FILE_PATTERNS,
     EXPORTS_DOMAIN,
@@ -23,7 +24,7 @@ export_file_drop_sensor = build_file_drop_sensor(
 )
 
 defs = Definitions(
-    assets=[raw_exportacao],
+    assets=[raw_exportacao, export_file_quality],
     jobs=[refresh_export_reports_job],
     schedules=[refresh_export_reports_daily],
     sensors=[export_file_drop_sensor],

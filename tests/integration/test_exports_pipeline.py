@@ -21,6 +21,7 @@ from dagster import (
     materialize,
 )
 
+from assets.exports.file_quality import export_file_quality
 from assets.exports.raw_exportacao import raw_exportacao
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration.definitions import defs, sql_model_assets
@@ -169,6 +170,26 @@ def test_files_to_reports_exact_values(warehouse: WarehouseResource, tmp_path: P
     ]
     assert _rows(warehouse, "SELECT COUNT(*) FROM mart.mv_resumo_pais WHERE updated_at IS NULL") == [(0,)]
 
+    # The per-file quality table (Python asset stored through the warehouse IO manager).
+    run = materialize(
+        [raw_exportacao, export_file_quality],
+        selection=[export_file_quality.key],
+        instance=instance,
+        resources=resources,
+    )
+    assert run.success
+    quality = {
+        r[0]: r[1:]
+        for r in _rows(
+            warehouse,
+            "SELECT file_name, status, rows_total, rows_rejected, reject_pct, top_reject_reasons "
+            "FROM mart.export_file_quality",
+        )
+    }
+    assert quality["exportacao_2023_2024.csv"][:4] == ("loaded", 7, 4, 57.14)
+    assert quality["exportacao_2023_2024.csv"][4].count("(1)") == 3
+    assert quality["corrupt.xlsx"][:3] == ("quarantined", 0, 0)
+
     # Re-running a partition replaces its rows: still exactly one copy.
     csv_key = next(k for k in keys if k.startswith("exportacao_2023_2024"))
     assert materialize(
@@ -213,5 +234,6 @@ def test_schedule_refreshes_reports_daily_at_one(name: str) -> None:
         "stg/exportacao",
         "mart/mv_resumo_pais",
         "mart/mv_resumo_geral",
+        "mart/export_file_quality",
         "mart/mv_resumo_setor",
     }
