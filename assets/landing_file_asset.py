@@ -23,7 +23,13 @@ from dagster import (
     multi_asset,
 )
 
-from assets.landing_ingest import LandingTarget, ParsedFile, ingest_landing_file, reconcile_partition
+from assets.landing_ingest import (
+    FileIngestOutcome,
+    LandingTarget,
+    ParsedFile,
+    ingest_landing_file,
+    reconcile_partition,
+)
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
 
@@ -42,16 +48,22 @@ def build_landing_file_asset(
     rows_description: str,
     rejects_description: str,
     before_ingest: Callable[[WarehouseResource], None] | None = None,
+    after_ingest: Callable[[AssetExecutionContext, FileIngestOutcome], None] | None = None,
+    keys: tuple[AssetKey, AssetKey] | None = None,
 ) -> AssetsDefinition:
-    """A multi-asset ``[raw, <rows table>]`` + ``[raw, <rejects table>]`` partitioned by landed file."""
-    rows_key = AssetKey(list(target.rows_table))
-    rejects_key = AssetKey(list(target.rejects_table))
+    """A multi-asset ``[raw, <rows table>]`` + ``[raw, <rejects table>]`` partitioned by landed file.
+
+    ``before_ingest`` prepares tables (e.g. shared with another source); ``after_ingest`` may log
+    extra events (e.g. a materialization of the asset owning a shared table). ``keys`` overrides the
+    asset keys when the tables belong to another asset (files feeding the Kafka-owned table).
+    """
+    rows_key, rejects_key = keys or (AssetKey(list(target.rows_table)), AssetKey(list(target.rejects_table)))
     common = {
         "group_name": group_name,
         "owners": list(owners),
         "kinds": kinds,
         "partitions_def": partitions_def,
-        "tags": {"layer": "raw"},
+        "tags": {"layer": "raw", "domain": target.domain},
     }
 
     @multi_asset(
@@ -89,6 +101,8 @@ def build_landing_file_asset(
         outcome = ingest_landing_file(
             context, target=target, reader=reader, warehouse=warehouse, landing_zone=landing_zone
         )
+        if after_ingest is not None:
+            after_ingest(context, outcome)
         meta = outcome.metadata()
         yield MaterializeResult(
             asset_key=rows_key, metadata={**meta, "dagster/row_count": outcome.rows_loaded}

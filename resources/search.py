@@ -14,6 +14,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 Engine = Literal["opensearch", "elasticsearch"]
+ENGINES: tuple[str, ...] = ("opensearch", "elasticsearch")
 
 
 def _body(response: Any) -> dict[str, Any]:
@@ -26,7 +27,8 @@ class SearchResource(ConfigurableResource):
     """Connection to an OpenSearch or Elasticsearch cluster plus small engine-neutral index helpers."""
 
     url: str = Field(description="Base URL, e.g. http://127.0.0.1:9200")
-    engine: Engine = Field(default="opensearch", description="Which client library/API flavour to use")
+    # A plain string (not a Literal) so it can come from ``EnvVar("SEARCH_ENGINE")``; checked on use.
+    engine: str = Field(default="opensearch", description="Client flavour: 'opensearch' or 'elasticsearch'")
     username: str | None = Field(default=None, description="Basic-auth user (ELASTICSEARCH_USER)")
     password: str | None = Field(default=None, description="Basic-auth password (ELASTICSEARCH_PASSWORD)")
     verify_certs: bool = Field(default=True, description="Verify TLS certificates for https:// URLs")
@@ -67,7 +69,9 @@ class SearchResource(ConfigurableResource):
                 if self.ca_certs:
                     kwargs["ca_certs"] = self.ca_certs
             return Elasticsearch(self.url, **kwargs)
-        raise ValueError(f"unknown search engine {self.engine!r}")
+        raise ValueError(
+            f"unknown search engine {self.engine!r}: SEARCH_ENGINE must be one of {ENGINES}"
+        )
 
     def _helpers(self) -> Any:
         if self.engine == "opensearch":

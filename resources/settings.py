@@ -34,12 +34,77 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AFLUENTE_MAX_FILES_PER_TICK", "50", "Upper bound of runs one file-drop sensor tick requests"),
     Setting("EXPORTS_REFRESH_CRON", "0 1 * * *", "Cron of the scheduled refresh of the export reports"),
     Setting("AFLUENTE_TIMEZONE", "UTC", "Timezone of schedules"),
-    Setting("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma-separated)"),
+    Setting(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma-separated)"
+    ),
     Setting("MONGO_URI", "mongodb://127.0.0.1:27017/", "MongoDB (or FerretDB) connection URI"),
     Setting("SEARCH_URL", "http://127.0.0.1:9200", "Base URL of OpenSearch / Elasticsearch"),
     Setting("SEARCH_ENGINE", "opensearch", "Search client flavour: opensearch or elasticsearch"),
     Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
     Setting("API_PORT", "8000", "Port of the read API"),
+    # commerce clickstream (Kafka)
+    Setting("COMMERCE_KAFKA_TOPIC", "commerce.events", "Kafka topic of the commerce clickstream events"),
+    Setting(
+        "COMMERCE_KAFKA_MAX_EVENTS_PER_RUN",
+        "200000",
+        "Upper bound of Kafka messages one commerce ingest run consumes (the sensor sizes ranges with it)",
+    ),
+    Setting(
+        "COMMERCE_KAFKA_MAX_RUNS_PER_TICK", "4", "Upper bound of runs one Kafka offsets sensor tick requests"
+    ),
+    Setting(
+        "COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS", "5", "Minimum seconds between Kafka offsets sensor ticks"
+    ),
+    Setting(
+        "COMMERCE_KAFKA_IN_FLIGHT_TIMEOUT_SECONDS",
+        "900",
+        "A run unfinished after this many seconds no longer blocks its range from being requested again",
+    ),
+    Setting(
+        "COMMERCE_MAX_EVENT_BYTES",
+        "65536",
+        "Larger commerce messages go to the dead-letter table as oversized_payload",
+    ),
+    # AI-assistant usage (MongoDB → search indices)
+    Setting("USAGE_MONGO_DATABASE", "afluente", "MongoDB database holding the AI-assistant usage events"),
+    Setting("USAGE_MONGO_COLLECTION", "usage_events", "MongoDB collection of AI-assistant usage events"),
+    Setting(
+        "USAGE_MONGO_MAX_BATCH_DOCS",
+        "200000",
+        "Upper bound of documents one MongoDB ingest run reads (the sensor sizes batches with it)",
+    ),
+    Setting(
+        "USAGE_MONGO_SAFETY_LAG_SECONDS",
+        "5",
+        "Documents changed in the last N seconds wait for the next tick (late writers are not skipped)",
+    ),
+    Setting("USAGE_MONGO_SENSOR_INTERVAL_SECONDS", "30", "Minimum seconds between MongoDB watermark ticks"),
+    Setting(
+        "USAGE_MONGO_PEEK_TIMEOUT_MS",
+        "5000",
+        "Server time limit of the sensor's peek query; on timeout the run falls back to sort + limit",
+    ),
+    Setting("USAGE_ALERT_DAILY_TOKENS", "250000", "Alert when a user's tokens in one day exceed this"),
+    Setting(
+        "USAGE_ALERT_SPIKE_FACTOR",
+        "3.0",
+        "Alert when a user's day exceeds this multiple of their trailing daily average",
+    ),
+    Setting("USAGE_ALERT_TRAILING_DAYS", "7", "Calendar days of the trailing average used by spike alerts"),
+    Setting(
+        "USAGE_ALERT_SPIKE_MIN_TOKENS",
+        "50000",
+        "A spike alert needs at least this many tokens that day (ignores tiny users' noise)",
+    ),
+    Setting("USAGE_INDEX_PREFIX", "afluente-", "Prefix of the usage insight index aliases"),
+    Setting("USAGE_INDEX_KEEP_VERSIONS", "2", "Versioned indices kept per alias (serving one included)"),
+    Setting(
+        "USAGE_INDEX_REFRESH_CRON", "0 * * * *", "Cron of the scheduled rebuild of the usage insight indices"
+    ),
+    Setting("USAGE_INDEX_BULK_THREADS", "2", "Parallel bulk threads when building an insight index"),
+    Setting(
+        "USAGE_INDEX_BULK_CHUNK_DOCS", "2000", "Documents per bulk request when building an insight index"
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -48,6 +113,16 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 def setting(name: str) -> str:
     """The value of a registered setting: the environment's, else the default."""
     return os.environ.get(name, _BY_NAME[name].default)
+
+
+def setting_int(name: str) -> int:
+    """A registered setting read as an integer."""
+    return int(setting(name))
+
+
+def setting_float(name: str) -> float:
+    """A registered setting read as a float."""
+    return float(setting(name))
 
 
 def apply_defaults() -> None:
