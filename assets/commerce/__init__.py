@@ -1,0 +1,1 @@
+"""Commerce clickstream domain: Kafka (and landed JSONL files) → raw events → staging → aggregates."""

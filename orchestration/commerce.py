@@ -1,0 +1,65 @@
+"""Commerce clickstream domain (seed: realtime-ecommerce-pipeline): Kafka / JSONL → raw → staging → marts.
+
+Resources it needs (bound in ``orchestration/definitions.py``): ``warehouse`` (WarehouseResource),
+``kafka`` (KafkaResource), ``landing_zone`` (LandingZoneResource).
+"""
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from assets.commerce.kafka_ingest import PIPELINE
+from assets.commerce.raw_events import (
+    COMMERCE_DOMAIN,
+    COMMERCE_FILE_PATTERNS,
+    RAW_COMMERCE_DEAD_LETTER,
+    RAW_COMMERCE_EVENT_FILE_REJECTS,
+    RAW_COMMERCE_EVENT_FILES,
+    RAW_COMMERCE_EVENTS,
+    commerce_files_partitions,
+    kafka_run_config,
+    raw_commerce_event_files,
+    raw_commerce_events,
+)
+from resources.settings import setting, setting_int
+from sensors.file_drop import build_file_drop_sensor
+from sensors.kafka_offsets import build_kafka_offsets_sensor
+
+# One op per run and no step subprocess: the in-process executor saves a Python start-up per
+# batch (the run worker process itself is the only one launched).
+commerce_kafka_ingest_job = define_asset_job(
+    "commerce_kafka_ingest",
+    selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER),
+    executor_def=in_process_executor,
+    description="Consume the Kafka offset ranges given in the run config into raw.commerce_events.",
+    tags={"domain": COMMERCE_DOMAIN},
+)
+
+commerce_kafka_sensor = build_kafka_offsets_sensor(
+    name="commerce_kafka_offsets_sensor",
+    job=commerce_kafka_ingest_job,
+    pipeline=PIPELINE,
+    topic=lambda: setting("COMMERCE_KAFKA_TOPIC"),
+    run_config=kafka_run_config,
+    max_events_per_run=lambda: setting_int("COMMERCE_KAFKA_MAX_EVENTS_PER_RUN"),
+    max_runs_per_tick=lambda: setting_int("COMMERCE_KAFKA_MAX_RUNS_PER_TICK"),
+    in_flight_timeout_s=lambda: float(setting_int("COMMERCE_KAFKA_IN_FLIGHT_TIMEOUT_SECONDS")),
+    minimum_interval_seconds=setting_int("COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS"),
+    description=(
+        "Requests runs of commerce_kafka_ingest for the offset ranges of the commerce topic that the "
+        "warehouse ledger (raw.kafka_offsets) does not cover yet."
+    ),
+)
+
+commerce_file_drop_sensor = build_file_drop_sensor(
+    name="commerce_file_drop_sensor",
+    domain=COMMERCE_DOMAIN,
+    patterns=COMMERCE_FILE_PATTERNS,
+    partitions_def=commerce_files_partitions,
+    target=AssetSelection.assets(RAW_COMMERCE_EVENT_FILES, RAW_COMMERCE_EVENT_FILE_REJECTS),
+    description="Each new JSONL file in <landing>/commerce/ becomes a partition of raw/commerce_event_files.",
+)
+
+defs = Definitions(
+    assets=[raw_commerce_events, raw_commerce_event_files],
+    jobs=[commerce_kafka_ingest_job],
+    sensors=[commerce_kafka_sensor, commerce_file_drop_sensor],
+)
