@@ -1,0 +1,87 @@
+"""AI-assistant usage domain (seed: ai-usage-insights-mvp): MongoDB / JSON files → raw → marts → indices.
+
+Resources this module expects from ``orchestration/definitions.py``: ``warehouse``
+(WarehouseResource), ``landing_zone`` (LandingZoneResource), ``mongo`` (MongoResource) and
+``search`` (SearchResource). The SQL models (``stg/usage_events``, ``mart/usage_*``) come from
+``dbt_like_sql`` with the other domains' models.
+"""
+
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    ScheduleDefinition,
+    define_asset_job,
+)
+
+from assets.usage.alert_thresholds import usage_alert_thresholds
+from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, insight_index_assets
+from assets.usage.raw_usage_events import (
+    MONGO_INGEST_OP,
+    RAW_USAGE_EVENTS,
+    RAW_USAGE_EVENTS_REJECTS,
+    raw_usage_events,
+    usage_collection_name,
+)
+from assets.usage.raw_usage_files import (
+    RAW_USAGE_EVENT_FILES,
+    RAW_USAGE_EVENT_FILES_REJECTS,
+    USAGE_DOMAIN,
+    USAGE_FILE_PATTERNS,
+    raw_usage_event_files,
+    usage_files_partitions,
+)
+from resources.settings import setting, setting_float, setting_int
+from sensors.file_drop import build_file_drop_sensor
+from sensors.mongo_watermark import build_mongo_watermark_sensor
+
+usage_mongo_sensor = build_mongo_watermark_sensor(
+    name="usage_mongo_watermark_sensor",
+    target=AssetSelection.assets(RAW_USAGE_EVENTS, RAW_USAGE_EVENTS_REJECTS),
+    op_name=MONGO_INGEST_OP,
+    collection_name=usage_collection_name,
+    max_docs=lambda: setting_int("USAGE_MONGO_MAX_BATCH_DOCS"),
+    lag_seconds=lambda: setting_float("USAGE_MONGO_SAFETY_LAG_SECONDS"),
+    peek_timeout_ms=lambda: setting_int("USAGE_MONGO_PEEK_TIMEOUT_MS"),
+    minimum_interval_seconds=setting_int("USAGE_MONGO_SENSOR_INTERVAL_SECONDS"),
+    description=(
+        "New and updated usage documents in MongoDB (watermark in raw.mongo_watermarks) become one "
+        "bounded raw/usage_events run at a time."
+    ),
+)
+
+usage_file_drop_sensor = build_file_drop_sensor(
+    name="usage_file_drop_sensor",
+    domain=USAGE_DOMAIN,
+    patterns=USAGE_FILE_PATTERNS,
+    partitions_def=usage_files_partitions,
+    target=AssetSelection.assets(RAW_USAGE_EVENT_FILES, RAW_USAGE_EVENT_FILES_REJECTS),
+    description="Each new JSON/JSONL file in the usage landing folder becomes a partition of raw files.",
+)
+
+usage_indices_selection = AssetSelection.assets(*INSIGHT_INDEX_KEYS)
+
+rebuild_usage_indices_job = define_asset_job(
+    "rebuild_usage_insight_indices",
+    selection=usage_indices_selection,
+    description="Rebuild every usage insight index as a new version and switch its alias atomically.",
+    tags={"domain": "usage"},
+)
+
+rebuild_usage_indices_hourly = ScheduleDefinition(
+    name="rebuild_usage_insight_indices_hourly",
+    job=rebuild_usage_indices_job,
+    cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
+    execution_timezone=setting("AFLUENTE_TIMEZONE"),
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Hourly rebuild of the insight indices (automation also rebuilds them when usage lands).",
+)
+
+defs = Definitions(
+    assets=[raw_usage_events, raw_usage_event_files, usage_alert_thresholds, *insight_index_assets],
+    jobs=[rebuild_usage_indices_job],
+    schedules=[rebuild_usage_indices_hourly],
+    sensors=[usage_mongo_sensor, usage_file_drop_sensor],
+)
+

@@ -1,0 +1,118 @@
+"""MongoDB watermark sensors: new and updated documents become bounded ingest runs.
+
+A tick only peeks (an existence probe and the ``max_docs``-th change after the watermark, both index
+scans on MongoDB, with a server time limit), never reads the documents: the run does, with the range
+the tick planned as run config. The watermark itself is durable (``raw.mongo_watermarks``, advanced by
+the run in the same transaction as the rows); the cursor only remembers what was last requested, to
+retry a range whose run failed under a new run key. No request is made while a run of the same source
+is queued or running.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from assets.usage.mongo_ingest import BatchRange, plan_batch, read_watermark, source_key_for
+from resources.mongo import MongoResource
+from resources.warehouse import WarehouseResource
+
+MONGO_SOURCE_TAG = "afluente/mongo_source"
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+def next_attempt(cursor: dict, token: str) -> int:
+    """Attempt number of a range: it grows only while the same range keeps being requested."""
+    if cursor.get("requested") == token:
+        return int(cursor.get("attempt", 0)) + 1
+    return 0
+
+
+def run_request_for(batch: BatchRange, *, source_key: str, op_name: str, attempt: int) -> RunRequest:
+    """The run of one batch: the range as op config, tagged with its source."""
+    return RunRequest(
+        run_key=f"{source_key}|{batch.token()}|{attempt}",
+        run_config={"ops": {op_name: {"config": batch.to_config()}}},
+        tags={
+            MONGO_SOURCE_TAG: source_key,
+            "afluente/domain": "usage",
+            "afluente/batch_attempt": str(attempt),
+        },
+    )
+
+
+def build_mongo_watermark_sensor(
+    *,
+    name: str,
+    target: AssetSelection,
+    op_name: str,
+    collection_name: Callable[[], str],
+    max_docs: Callable[[], int],
+    lag_seconds: Callable[[], float],
+    peek_timeout_ms: Callable[[], int],
+    minimum_interval_seconds: int,
+    description: str,
+) -> SensorDefinition:
+    """A sensor requesting one bounded batch of ``target`` whenever the collection changed."""
+
+    @sensor(
+        name=name,
+        target=target,
+        description=description,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def _mongo_watermark_sensor(
+        context: SensorEvaluationContext, mongo: MongoResource, warehouse: WarehouseResource
+    ) -> SensorResult | SkipReason:
+        collection = mongo.collection(collection_name())
+        source_key = source_key_for(collection)
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        in_flight = context.instance.get_runs(
+            filters=RunsFilter(tags={MONGO_SOURCE_TAG: source_key}, statuses=IN_FLIGHT), limit=1
+        )
+        if in_flight:
+            return SkipReason(f"batch run {in_flight[0].run_id} of {source_key} is still in flight")
+        watermark = read_watermark(warehouse, source_key)
+        batch = plan_batch(
+            collection,
+            watermark,
+            now=dt.datetime.now(dt.UTC),
+            lag_seconds=lag_seconds(),
+            max_docs=max_docs(),
+            peek_timeout_ms=peek_timeout_ms(),
+        )
+        position = watermark.position.token() if watermark.position else "start"
+        if batch is None:
+            return SensorResult(
+                skip_reason=SkipReason(f"no change in {source_key} after {position}"),
+                cursor=json.dumps({**cursor, "watermark": position}),
+            )
+        token = batch.token()
+        attempt = next_attempt(cursor, token)
+        if attempt:
+            context.log.warning(f"{source_key}: range {token} requested again (attempt {attempt})")
+        context.log.info(f"{source_key}: requesting {token} (max {batch.max_docs} docs, exact={batch.exact})")
+        return SensorResult(
+            run_requests=[run_request_for(batch, source_key=source_key, op_name=op_name, attempt=attempt)],
+            cursor=json.dumps({"watermark": position, "requested": token, "attempt": attempt}),
+        )
+
+    return _mongo_watermark_sensor
