@@ -1,0 +1,91 @@
+"""The read API application: ``create_app()`` mounts every router listed in :data:`ROUTER_MODULES`.
+
+Each router module exposes ``router`` (a FastAPI ``APIRouter``). A domain adds its router by adding
+its module to the list; a listed module that does not exist yet is skipped with a warning, so the
+API keeps serving while a domain is being built.
+"""
+
+import importlib
+import logging
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.db import Database, NotMaterializedError, WarehouseUnavailableError
+from resources.settings import setting
+
+ROUTER_MODULES: tuple[str, ...] = (
+    "api.routers.commerce",
+    "api.routers.exports",
+    "api.routers.insights",
+)
+_LOG = logging.getLogger("afluente.api")
+
+
+def create_app(warehouse_url: str | None = None) -> FastAPI:
+    """Build the app over ``warehouse_url`` (default: the ``WAREHOUSE_URL`` setting)."""
+    url = warehouse_url or setting("WAREHOUSE_URL")
+    database = Database(url)
+
+    app = FastAPI(
+        title="afluente read API",
+        version="0.1.0",
+        description=(
+            "Read-only metrics over the tables the afluente pipelines produce: commerce clickstream "
+            "(`/api/metrics/...`) and export statistics (`/metrics/...`). Every query is parameterized; "
+            "a table not produced yet answers 503."
+        ),
+    )
+    app.state.db = database
+
+    @app.exception_handler(NotMaterializedError)
+    async def _not_materialized(request: Request, exc: NotMaterializedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"data not available yet: {exc.detail}. Materialize the pipeline first."},
+        )
+
+    @app.exception_handler(WarehouseUnavailableError)
+    async def _unavailable(request: Request, exc: WarehouseUnavailableError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"warehouse unavailable: {exc}"})
+
+    @app.get("/health", tags=["health"], summary="Liveness: the process answers")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["health"],
+        summary="Readiness: the warehouse answers",
+        responses={503: {"description": "Warehouse unreachable"}},
+    )
+    def ready() -> JSONResponse:
+        try:
+            database.ping()
+        except Exception as exc:  # any driver error means "not ready"
+            return JSONResponse(
+                status_code=503,
+                content={"status": "unavailable", "warehouse": database.dialect, "detail": str(exc)[:300]},
+            )
+        return JSONResponse(content={"status": "ready", "warehouse": database.dialect})
+
+    for module_name in ROUTER_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            _LOG.warning("router module %s not found; skipped", module_name)
+            continue
+        app.include_router(module.router)
+    return app
+
+
+def main() -> None:
+    """``python -m api``: serve with uvicorn on ``API_HOST``:``API_PORT`` (default 127.0.0.1:8000)."""
+    import uvicorn
+
+    host = os.environ.get("API_HOST", "127.0.0.1")
+    port = int(os.environ.get("API_PORT", "8000"))
+    uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("API_LOG_LEVEL", "info"))

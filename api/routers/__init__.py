@@ -1,0 +1,1 @@
+"""API routers, one module per domain; ``api.app.ROUTER_MODULES`` lists which are mounted."""

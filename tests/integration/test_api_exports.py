@@ -1,0 +1,104 @@
+"""The read API's export-statistics endpoints (seed bgc-api) against tables the real pipeline produced."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from assets.exports.raw_exportacao import raw_exportacao
+from dbt_like_sql import SqlProject, build_sql_model_assets, load_project
+from generators.exports import write_export_file
+from orchestration.exports import export_file_drop_sensor
+from resources.landing_zone import LandingZoneResource
+from resources.warehouse import WarehouseResource
+from tests.integration.test_commerce_helpers import age, rows
+
+
+def _money(value: object) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+@pytest.fixture
+def client_and_tables(warehouse: WarehouseResource, tmp_path: Path):
+    folder = tmp_path / "landing" / "exports"
+    folder.mkdir(parents=True)
+    for seed in (1, 2):
+        age(Path(write_export_file(folder / f"exportacao_{seed}.csv", 3000, seed=seed).path))
+    landing = LandingZoneResource(root=str(tmp_path / "landing"))
+    resources = {"warehouse": warehouse, "landing_zone": landing}
+    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    result = export_file_drop_sensor(
+        build_sensor_context(instance=instance, resources={"landing_zone": landing})
+    )
+    assert isinstance(result, SensorResult)
+    keys = [r.partition_key for r in result.run_requests]
+    instance.add_dynamic_partitions("export_files", keys)
+    for key in keys:
+        assert materialize(
+            [raw_exportacao], partition_key=key, instance=instance, resources=resources
+        ).success
+    exports = [m for m in load_project() if m.group == "exports"]
+    models = build_sql_model_assets(SqlProject(models_dir=Path("."), models={m.key: m for m in exports}))
+    assert materialize(
+        [raw_exportacao, *models], selection=models, instance=instance, resources=resources
+    ).success
+    with TestClient(create_app(warehouse.url)) as client:
+        yield client, warehouse
+
+
+def test_resumo_and_pais_match_the_tables(client_and_tables) -> None:
+    client, warehouse = client_and_tables
+    (geral,) = rows(warehouse, "SELECT * FROM mart.mv_resumo_geral")
+    resumo = client.get("/metrics/resumo").json()
+    assert _money(resumo["totalUsd"]) == _money(geral["total_usd"])
+    assert resumo["paisesCount"] == geral["paises_count"] and resumo["setoresCount"] == geral["setores_count"]
+    assert resumo["anos"] == list(geral["anos"]) and resumo["filters"] == {}
+
+    year = resumo["anos"][0]
+    (by_year,) = rows(
+        warehouse,
+        "SELECT SUM(valor_usd) AS usd, COUNT(DISTINCT pais) AS paises FROM stg.exportacao WHERE ano = :ano",
+        {"ano": year},
+    )
+    filtered = client.get("/metrics/resumo", params={"ano": year}).json()
+    assert _money(filtered["totalUsd"]) == _money(by_year["usd"])
+    assert filtered["paisesCount"] == by_year["paises"] and filtered["anos"] == [year]
+
+    (sector,) = rows(
+        warehouse,
+        "SELECT setor, SUM(valor_usd) AS usd FROM stg.exportacao GROUP BY setor ORDER BY 2 DESC LIMIT 1",
+    )
+    by_sector = client.get("/metrics/resumo", params={"setor": sector["setor"]}).json()
+    assert _money(by_sector["totalUsd"]) == _money(sector["usd"]) and by_sector["setoresCount"] == 1
+
+    top = rows(
+        warehouse,
+        "SELECT pais, total_usd, participacao_pct FROM mart.mv_resumo_pais ORDER BY total_usd DESC LIMIT 3",
+    )
+    paises = client.get("/metrics/pais", params={"limit": 3}).json()
+    assert [p["pais"] for p in paises] == [t["pais"] for t in top]
+    assert [_money(p["participacaoPct"]) for p in paises] == [_money(t["participacao_pct"]) for t in top]
+
+    yearly = rows(
+        warehouse,
+        "SELECT pais, SUM(valor_usd) AS usd FROM stg.exportacao WHERE ano = :ano "
+        "GROUP BY pais ORDER BY 2 DESC, pais LIMIT 5",
+        {"ano": year},
+    )
+    got = client.get("/metrics/pais", params={"ano": year, "limit": 5}).json()
+    assert [(p["pais"], _money(p["totalUsd"])) for p in got] == [
+        (y["pais"], _money(y["usd"])) for y in yearly
+    ]
+    assert all(p["anos"] == [year] for p in got)
+
+
+def test_unknown_filters_are_404_and_bad_parameters_422(client_and_tables) -> None:
+    client, _ = client_and_tables
+    assert client.get("/metrics/resumo", params={"setor": "Nenhum Setor"}).status_code == 404
+    for params in ({"ano": "abc"}, {"ano": 1800}, {"setor": ""}):
+        assert client.get("/metrics/resumo", params=params).status_code == 422, params
+    for params in ({"limit": 0}, {"limit": 501}, {"ano": 2200}):
+        assert client.get("/metrics/pais", params=params).status_code == 422, params
