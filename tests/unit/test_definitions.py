@@ -17,8 +17,9 @@ def test_every_asset_has_group_owner_kind_and_table_name() -> None:
         assert spec.group_name and spec.group_name != "default", name
         assert spec.owners, name
         assert spec.kinds, name
-        assert spec.metadata.get("dagster/table_name"), name
-        assert len(spec.key.path) == 2 and spec.key.path[0] in {"raw", "stg", "mart"}, name
+        assert len(spec.key.path) == 2 and spec.key.path[0] in {"raw", "stg", "mart", "search"}, name
+        where = "index_name" if spec.key.path[0] == "search" else "dagster/table_name"
+        assert spec.metadata.get(where), name
 
 
 def test_export_lineage() -> None:
@@ -32,3 +33,29 @@ def test_sensors_and_schedules_are_on_by_default() -> None:
     assert {s.name for s in defs.sensors} >= {"export_file_drop_sensor", "automation_sensor"}
     assert all(str(s.default_status).endswith("RUNNING") for s in defs.sensors)
     assert all(str(s.default_status).endswith("RUNNING") for s in defs.schedules)
+
+
+def test_domain_lineage_reaches_marts_and_indices() -> None:
+    graph = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
+    assert AssetKey(["raw", "commerce_events"]) in graph[AssetKey(["stg", "commerce_events"])]
+    assert AssetKey(["stg", "commerce_events"]) in graph[AssetKey(["mart", "commerce_daily_metrics"])]
+    assert {AssetKey(["raw", "usage_events"]), AssetKey(["raw", "usage_event_files"])} <= graph[
+        AssetKey(["stg", "usage_events"])
+    ]
+    assert AssetKey(["mart", "usage_by_user"]) in graph[AssetKey(["search", "usage_top_users"])]
+
+
+def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
+    assert {s.name for s in defs.sensors} == {
+        "export_file_drop_sensor",
+        "commerce_kafka_offsets_sensor",
+        "commerce_file_drop_sensor",
+        "usage_mongo_watermark_sensor",
+        "usage_file_drop_sensor",
+        "automation_sensor",
+    }
+    assert {s.name for s in defs.schedules} >= {
+        "refresh_export_reports_daily",
+        "rebuild_usage_insight_indices_hourly",
+    }
+    assert defs.resolve_job_def("commerce_kafka_ingest")
