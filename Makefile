@@ -25,13 +25,15 @@ $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.local.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp orchestration/dagster.local.yaml $@
 
-## demo: install, generate sample export files, materialize everything, start the Dagster UI
+## demo: install, generate sample files for every domain, materialize everything, start the Dagster UI
 demo: install $(DAGSTER_HOME)/dagster.yaml demo-data demo-materialize ui
 
 demo-data: install
 	$(PY) -m generators.exports --rows 20000 --files 2 --format csv --out data/landing/exports --seed 1
 	$(PY) -m generators.exports --rows 20000 --files 1 --format xlsx --out data/landing/exports --seed 3
 	$(PY) -m generators.exports --rows 5000 --files 1 --format csv --encoding latin-1 --bad-share 0.02 --out data/landing/exports --seed 7
+	$(PY) -m generators.commerce --events 50000 --out data/landing/commerce --files 2 --bad-share 0.01 --no-progress
+	$(PY) -m generators.usage --docs 20000 --out data/landing/usage --format jsonl --bad-share 0.01
 
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m orchestration.demo
@@ -61,6 +63,8 @@ services-status: install
 
 bench: install services-up
 	$(PY) -m bench.exports_load
+	$(PY) -m bench.commerce_kafka --daemon
+	$(PY) -m bench.usage_ingest
 
 clean:
 	rm -rf data .dagster_home .pytest_cache .ruff_cache

@@ -1,17 +1,27 @@
 """Declarative automation: when SQL models refresh on their own."""
 
-from dagster import AutomationCondition
+from dagster import AssetSelection, AutomationCondition
 
 from dbt_like_sql import SqlModel
 
 
 def after_upstream_updates() -> AutomationCondition:
-    """Eager refresh after any upstream update, even while some upstream partition is missing.
+    """Eager refresh after any upstream update, even while some upstream partition is missing or a
+    raw ingest run is in flight.
 
     Plain ``eager()`` waits until *no* dependency is missing; with one dynamic partition per landed
-    file, a single failed file would then freeze every report. Refresh on what has landed instead.
+    file, a single failed file would then freeze every report. It also waits while any dependency is
+    being materialized; a continuously fed source (Kafka ranges every few seconds) always has an
+    ingest run in flight, so marts would never refresh. Raw ingests commit in one transaction and the
+    incremental models look back over late commits, so building on what is committed is safe; only
+    in-flight builds of non-raw dependencies (staging) are still waited for.
     """
-    return AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+    return (
+        AutomationCondition.eager()
+        .without(~AutomationCondition.any_deps_missing())
+        .without(~AutomationCondition.any_deps_in_progress())
+        & ~AutomationCondition.any_deps_in_progress().ignore(AssetSelection.tag("layer", "raw"))
+    ).with_label("after_upstream_updates")
 
 
 def for_sql_model(model: SqlModel) -> AutomationCondition | None:
