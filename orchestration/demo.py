@@ -13,6 +13,7 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     DagsterInstance,
+    EnvVar,
     SensorDefinition,
     SensorResult,
     build_sensor_context,
@@ -26,6 +27,7 @@ from orchestration.commerce import commerce_file_drop_sensor
 from orchestration.definitions import defs
 from orchestration.exports import export_file_drop_sensor
 from orchestration.usage import usage_file_drop_sensor
+from resources.warehouse import WarehouseResource
 
 # Resources only running services provide; assets needing them are skipped by the demo.
 SERVICE_RESOURCES = frozenset({"kafka", "mongo", "search"})
@@ -58,24 +60,34 @@ def ingest_landed_files(instance: DagsterInstance, resources: dict, feeds: Seque
     return ok
 
 
-def _has_data(file_asset: AssetsDefinition, resources: dict) -> bool:
-    table = next(iter(file_asset.specs)).metadata["dagster/table_name"]
-    return resources["warehouse"].table_exists(*table.split("."))
+def _table_of(file_asset: AssetsDefinition) -> str:
+    return next(iter(file_asset.specs)).metadata["dagster/table_name"]
+
+
+def _has_data(table: str, resources: dict) -> bool:
+    url = resources["warehouse"].url
+    warehouse = WarehouseResource(url=url.get_value() if isinstance(url, EnvVar) else url)
+    return warehouse.table_exists(*table.split("."))
 
 
 def materialize_downstream(
     instance: DagsterInstance, resources: dict, feeds: Sequence = LANDING_FEEDS
 ) -> bool:
     """Materialize what depends on the fed raw tables (staging, marts) and needs no external service."""
-    fed = [file_asset for _, file_asset in feeds if _has_data(file_asset, resources)]
-    if not fed:
+    tables = {_table_of(file_asset) for _, file_asset in feeds}
+    fed_tables = {table for table in tables if _has_data(table, resources)}
+    if not fed_tables:
         print("no landed data: nothing to materialize")
         return True
     assets = [a for a in defs.assets or [] if isinstance(a, AssetsDefinition)]
+    # Every asset stored in a fed table is a root: files feed raw.commerce_events, owned by the Kafka asset.
+    roots = [
+        spec.key for a in assets for spec in a.specs if spec.metadata.get("dagster/table_name") in fed_tables
+    ]
     runnable = [
         a for a in assets if a.partitions_def is None and not (a.required_resource_keys & SERVICE_RESOURCES)
     ]
-    keys = (AssetSelection.assets(*fed).downstream().upstream() & AssetSelection.assets(*runnable)).resolve(
+    keys = (AssetSelection.assets(*roots).downstream().upstream() & AssetSelection.assets(*runnable)).resolve(
         assets
     )
     chosen = [a for a in runnable if a.keys & keys]
