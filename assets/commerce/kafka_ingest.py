@@ -2,8 +2,8 @@
 
 The write transaction opens first: it locks the ranges' partitions (PostgreSQL advisory locks) and
 reads what the ledger already covers. Messages are then consumed from exactly the requested
-offsets (``assign`` + ``seek``, no consumer group, no auto-commit), decoded and validated in chunks,
-and each chunk is bulk-loaded (PostgreSQL COPY / DuckDB Arrow scan) while the next one is being
+offsets (confluent-kafka ``assign`` at the start offsets; nothing is committed to Kafka), decoded
+and validated in chunks, and each chunk is bulk-loaded (PostgreSQL COPY / DuckDB Arrow scan) while the next one is being
 consumed. Offsets the ledger already covers are dropped before loading, so replaying a range
 changes nothing. The ledger rows for the newly covered ranges and an audit row per range are
 written last, in the same transaction: a run killed at any point before the commit leaves no trace.
@@ -162,7 +162,7 @@ def _covered_mask(partitions: pa.Array, offsets: pa.Array, covered: dict[int, li
 
 
 class _RangeConsumer:
-    """Reads exactly the requested offset ranges from assigned partitions (no consumer group)."""
+    """Reads exactly the requested offset ranges from assigned partitions (confluent-kafka, no group)."""
 
     def __init__(
         self,
@@ -172,8 +172,6 @@ class _RangeConsumer:
         idle_timeout_s: float,
         log: Any,
     ) -> None:
-        from kafka import TopicPartition
-
         self.consumer = consumer
         self.topic = topic
         self.idle_timeout_s = idle_timeout_s
@@ -182,18 +180,18 @@ class _RangeConsumer:
         for item in sorted(ranges):
             if item.size > 0:
                 self.pending.setdefault(item.partition, []).append(item)
-        self.tps = {p: TopicPartition(topic, p) for p in self.pending}
         self.expired = 0
 
     def _check_bounds(self) -> None:
-        tps = list(self.tps.values())
-        ends = self.consumer.end_offsets(tps)
-        begins = self.consumer.beginning_offsets(tps)
+        from confluent_kafka import KafkaException, TopicPartition
+
         for partition, items in self.pending.items():
-            tp = self.tps[partition]
-            log_end, log_start = ends.get(tp), begins.get(tp)
-            if log_end is None:
-                raise RangeUnavailableError(f"{self.topic}[{partition}] does not exist")
+            try:
+                log_start, log_end = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=30, cached=False
+                )
+            except KafkaException as exc:
+                raise RangeUnavailableError(f"{self.topic}[{partition}] cannot be read: {exc}") from exc
             last = items[-1].end_offset
             if last > log_end:
                 raise RangeUnavailableError(
@@ -201,7 +199,7 @@ class _RangeConsumer:
                     f"{log_end} (was the topic recreated?)"
                 )
             for item in items:
-                if log_start is not None and item.start_offset < log_start:
+                if item.start_offset < log_start:
                     lost = min(item.end_offset, log_start) - item.start_offset
                     self.expired += lost
                     self.log.warning(
@@ -209,43 +207,65 @@ class _RangeConsumer:
                         f"retention before they were ingested (log starts at {log_start})"
                     )
 
+    def _assign(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.consumer.assign(
+            [TopicPartition(self.topic, p, items[0].start_offset) for p, items in self.pending.items()]
+        )
+
     def chunks(self, chunk_messages: int) -> Iterator[tuple[list[int], list[int], list[int], list]]:
         """Yield (partitions, offsets, timestamps_ms, values) lists of about ``chunk_messages``."""
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
         consumer = self.consumer
-        consumer.assign(list(self.tps.values()))
         self._check_bounds()
-        for partition, items in self.pending.items():
-            consumer.seek(self.tps[partition], items[0].start_offset)
+        self._assign()
+        # Next offset expected per partition: the current range's end tells when a range is done.
         active = set(self.pending)
         buf: tuple[list[int], list[int], list[int], list] = ([], [], [], [])
         last_progress = time.monotonic()
         while active:
-            polled = consumer.poll(timeout_ms=500, max_records=chunk_messages)
-            for tp, records in polled.items():
-                partition = tp.partition
-                if partition not in active or not records:
+            messages = consumer.consume(num_messages=min(chunk_messages, 100_000), timeout=0.5)
+            done: set[int] = set()
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(error)
+                partition = message.partition()
+                if partition not in active or partition in done:
                     continue
+                offset = message.offset()
                 current = self.pending[partition][0]
-                first, last = records[0].offset, records[-1].offset
-                if first < current.start_offset or last >= current.end_offset:
-                    records = [r for r in records if current.start_offset <= r.offset < current.end_offset]
-                if records:
-                    last_progress = time.monotonic()
-                    buf[0].extend([partition] * len(records))
-                    buf[1].extend([r.offset for r in records])
-                    buf[2].extend([r.timestamp for r in records])
-                    buf[3].extend([r.value for r in records])
-            for partition in list(active):
-                tp = self.tps[partition]
-                current = self.pending[partition][0]
-                if consumer.position(tp) >= current.end_offset:
-                    self.pending[partition].pop(0)
-                    last_progress = time.monotonic()
-                    if self.pending[partition]:
-                        consumer.seek(tp, self.pending[partition][0].start_offset)
-                    else:
-                        consumer.pause(tp)
-                        active.discard(partition)
+                if offset < current.start_offset:
+                    continue
+                if offset >= current.end_offset:
+                    done.add(partition)
+                    continue
+                buf[0].append(partition)
+                buf[1].append(offset)
+                buf[2].append(message.timestamp()[1])
+                buf[3].append(message.value())
+                if offset == current.end_offset - 1:
+                    done.add(partition)
+            if messages:
+                last_progress = time.monotonic()
+            # Offsets past the last message (transaction markers, compaction) also end a range.
+            for partition in list(active - done):
+                position = consumer.position([TopicPartition(self.topic, partition)])[0].offset
+                if position >= self.pending[partition][0].end_offset:
+                    done.add(partition)
+            for partition in done & active:
+                self.pending[partition].pop(0)
+                last_progress = time.monotonic()
+                if self.pending[partition]:
+                    start = self.pending[partition][0].start_offset
+                    consumer.seek(TopicPartition(self.topic, partition, start))
+                else:
+                    consumer.pause([TopicPartition(self.topic, partition)])
+                    active.discard(partition)
             if len(buf[1]) >= chunk_messages:
                 yield buf
                 buf = ([], [], [], [])

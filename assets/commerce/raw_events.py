@@ -40,6 +40,7 @@ from assets.commerce.tables import (
 from assets.landing_file_asset import build_landing_file_asset
 from assets.landing_ingest import FileIngestOutcome, LandingTarget, ParsedFile
 from resources.bulk_write import quote_ident
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.kafka import KafkaResource
 from resources.settings import setting, setting_int
 from resources.warehouse import WarehouseResource
@@ -104,12 +105,12 @@ def kafka_run_config(topic: str, ranges: Sequence[OffsetRange]) -> dict[str, Any
 
 
 def consumer_settings(max_events: int) -> dict[str, Any]:
-    """Consumer overrides for bulk range reads: big fetches, many records per poll."""
+    """librdkafka overrides for bulk range reads: big fetches, a deep local queue."""
     return {
-        "fetch_max_bytes": 64 * 1024 * 1024,
-        "max_partition_fetch_bytes": 16 * 1024 * 1024,
-        "max_poll_records": min(max(max_events, 500), 50_000),
-        "group_id": None,
+        "fetch.max.bytes": 64 * 1024 * 1024,
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        "queued.max.messages.kbytes": 256 * 1024,
+        "queued.min.messages": min(max(max_events, 1_000), 500_000),
     }
 
 
@@ -193,10 +194,12 @@ _KAFKA_COMMON: dict[str, Any] = {
             description="Events + dead letters stored for the run's ranges equal the offsets they span.",
         )
     ],
-    # No retry policy: a failed run leaves its ranges missing from the ledger, and the sensor
-    # requests them again under a new run key on its next tick.
+    # A retry replays the same ranges (idempotent by ledger); a run that still fails leaves them
+    # missing from the ledger, and the sensor requests them again under a new run key.
+    retry_policy=NETWORK_RETRY_POLICY,
     op_tags={"afluente/domain": COMMERCE_DOMAIN},
 )
+@fail_fast_on_permanent_errors
 def raw_commerce_events(
     context: AssetExecutionContext,
     config: CommerceKafkaIngestConfig,
@@ -212,7 +215,7 @@ def raw_commerce_events(
     max_events = sum(r.size for r in ranges)
     try:
         result: IngestResult = ingest_kafka_ranges(
-            consumer_factory=lambda: kafka.consumer(**consumer_settings(max_events)),
+            consumer_factory=lambda: kafka.range_consumer(consumer_settings(max_events)),
             warehouse=warehouse,
             topic=topic,
             ranges=ranges,

@@ -204,7 +204,7 @@ def test_replays_change_nothing_and_every_malformed_message_is_dead_lettered(
 
     def ingest(which: list[OffsetRange], run_id: str):
         return ingest_kafka_ranges(
-            consumer_factory=lambda: kafka.consumer(**consumer_settings(2000)),
+            consumer_factory=lambda: kafka.range_consumer(consumer_settings(2000)),
             warehouse=pg,
             topic=kafka_topic,
             ranges=which,
@@ -262,7 +262,7 @@ _KILLED_INGEST = textwrap.dedent(
         time.sleep(600)
 
     ingest_kafka_ranges(
-        consumer_factory=lambda: kafka.consumer(**consumer_settings(5000)),
+        consumer_factory=lambda: kafka.range_consumer(consumer_settings(5000)),
         warehouse=WarehouseResource(url=os.environ["T_WAREHOUSE"]),
         topic=os.environ["T_TOPIC"],
         ranges=ranges,
@@ -282,7 +282,7 @@ def test_ingest_killed_before_commit_then_rerun_loads_each_event_once(
     # Part of partition 0 is already committed by an earlier run.
     head = OffsetRange(0, 0, ranges[0].end_offset // 2)
     ingest_kafka_ranges(
-        consumer_factory=lambda: kafka.consumer(**consumer_settings(5000)),
+        consumer_factory=lambda: kafka.range_consumer(consumer_settings(5000)),
         warehouse=pg,
         topic=kafka_topic,
         ranges=[head],
@@ -317,7 +317,7 @@ def test_ingest_killed_before_commit_then_rerun_loads_each_event_once(
     ]
 
     rerun = ingest_kafka_ranges(
-        consumer_factory=lambda: kafka.consumer(**consumer_settings(5000)),
+        consumer_factory=lambda: kafka.range_consumer(consumer_settings(5000)),
         warehouse=pg,
         topic=kafka_topic,
         ranges=ranges,
