@@ -1,0 +1,528 @@
+"""Benchmark: commerce clickstream Kafka → committed rows in PostgreSQL, vs the seed's consumer.
+
+One run, on this machine, with the real broker and database from ``python -m services up kafka
+postgres``:
+
+1. **produce** N events (default 1,000,000, 0.1 % malformed) to a fresh 3-partition topic;
+2. **ingest**: the real offsets sensor plans the ranges, and the real ``commerce_kafka_ingest`` job
+   (in-process executor) runs each request, ``--workers`` at a time in separate processes, as the
+   daemon's run queue would; timed from the first tick to the last commit; the ledger must then
+   cover every offset and the table hold every valid event;
+3. **baseline** (the seed's approach): kafka-python consumer group, JSON per message, batches of 100,
+   row INSERTs into events/products/transactions, one commit per batch. Measured on a bounded
+   sample (``--baseline-events``) because a full million would take most of an hour;
+4. **daemon** (``--daemon``): ``dagster-daemon`` with this module's code location; the run overhead of
+   one 1,000-event batch (sensor tick → run success) and the event-to-API freshness while events
+   stream in at ``--stream-rate`` for ``--stream-seconds`` (API = the real FastAPI app over the marts).
+
+``defs`` (module level) is the code location the daemon loads: the commerce domain, its SQL models,
+the automation sensor and resources from the environment.
+
+Usage::
+
+    python -m bench.commerce_kafka [--events 1000000] [--workers 2] [--baseline-events 20000] [--daemon]
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    EnvVar,
+    RunsFilter,
+    SensorResult,
+    build_sensor_context,
+)
+
+from dbt_like_sql import build_sql_model_assets, load_project
+from orchestration import commerce
+from orchestration.automation import for_sql_model
+from orchestration.sensors import automation_sensor
+from resources.kafka import KafkaResource
+from resources.landing_zone import LandingZoneResource
+from resources.settings import apply_defaults
+from resources.warehouse import WarehouseResource, dispose_engines
+from sensors.kafka_offsets import RANGES_TAG, TOPIC_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+
+apply_defaults()
+os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+_models = build_sql_model_assets(load_project(), automation_condition_for=for_sql_model)
+_commerce_models = [a for a in _models if any(k.path[1].startswith("commerce_") for k in a.keys)]
+
+defs = Definitions.merge(
+    commerce.defs,
+    Definitions(
+        assets=_commerce_models,
+        sensors=[automation_sensor],
+        resources={
+            "warehouse": WarehouseResource(url=EnvVar("WAREHOUSE_URL")),
+            "kafka": KafkaResource(bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS")),
+            "landing_zone": LandingZoneResource(root=EnvVar("AFLUENTE_LANDING_DIR")),
+        },
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _services() -> dict[str, str]:
+    import services
+
+    info = services.ensure_up(["postgres", "kafka"])
+    return {"pg": info["postgres"].url, "kafka": info["kafka"].url}
+
+
+def _fresh_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return str(sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+
+
+def _drop_database(admin_url: str, url: str) -> None:
+    dispose_engines()
+    name = sa.make_url(url).database
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+def _scalar(url: str, sql: str) -> Any:
+    return WarehouseResource(url=url).scalar(sql)
+
+
+def _line(label: str, seconds: float, count: int) -> str:
+    rate = count / seconds if seconds else 0.0
+    return f"{label:<58} {seconds:>8.1f} s  {rate:>11,.0f} events/s"
+
+
+# ------------------------------------------------------------------------------------------------
+# Ingest through the real sensor and job
+
+
+def _execute_request(run_config: dict, tags: dict) -> tuple[bool, dict]:
+    """Worker process: run one sensor request with the real job (in-process executor)."""
+    job = defs.resolve_job_def("commerce_kafka_ingest")
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+        )
+        meta: dict = {}
+        for event in result.get_asset_materialization_events():
+            if event.asset_key.path[-1] == "commerce_events":
+                meta = {
+                    k: v.value
+                    for k, v in event.materialization.metadata.items()
+                    if k != "dead_letter_reasons"
+                }
+        return result.success, meta
+
+
+def ingest_with_sensor(workers: int) -> tuple[float, int, list[dict]]:
+    """Tick the real sensor until nothing is missing, running its requests ``workers`` at a time."""
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"]),
+        "warehouse": WarehouseResource(url=os.environ["WAREHOUSE_URL"]),
+    }
+    sensor = commerce.commerce_kafka_sensor
+    runs: list[dict] = []
+    started = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    with DagsterInstance.ephemeral() as instance, ctx.Pool(workers) as pool:
+        while True:
+            result = sensor(build_sensor_context(instance=instance, resources=resources))
+            assert isinstance(result, SensorResult)
+            if not result.run_requests:
+                break
+            pending = [
+                pool.apply_async(_execute_request, (r.run_config, r.tags)) for r in result.run_requests
+            ]
+            for request, job in zip(result.run_requests, pending, strict=True):
+                success, meta = job.get()
+                if not success:
+                    raise RuntimeError(f"ingest run failed for {request.tags[RANGES_TAG]}")
+                runs.append(meta)
+    elapsed = time.perf_counter() - started
+    return elapsed, len(runs), runs
+
+
+# ------------------------------------------------------------------------------------------------
+# Baseline: the seed's consumer
+
+
+SEED_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS seed",
+    "CREATE TABLE IF NOT EXISTS seed.events (id SERIAL PRIMARY KEY, event_id VARCHAR(100) UNIQUE, "
+    "event_type VARCHAR(50), timestamp TIMESTAMP, user_id VARCHAR(100), session_id VARCHAR(100))",
+    "CREATE TABLE IF NOT EXISTS seed.products (id SERIAL PRIMARY KEY, product_id VARCHAR(100) UNIQUE, "
+    "product_name VARCHAR(255), category VARCHAR(100), price DECIMAL(10, 2))",
+    "CREATE TABLE IF NOT EXISTS seed.transactions (id SERIAL PRIMARY KEY, "
+    "transaction_id VARCHAR(100) UNIQUE, "
+    "event_id VARCHAR(100) REFERENCES seed.events(event_id), product_id VARCHAR(100) REFERENCES "
+    "seed.products(product_id), quantity INTEGER, total_amount DECIMAL(10, 2), payment_method VARCHAR(50), "
+    "timestamp TIMESTAMP)",
+    "CREATE INDEX IF NOT EXISTS idx_events_timestamp ON seed.events(timestamp)",
+    "CREATE INDEX IF NOT EXISTS idx_events_user_id ON seed.events(user_id)",
+    "CREATE INDEX IF NOT EXISTS idx_transactions_product_id ON seed.transactions(product_id)",
+    "CREATE INDEX IF NOT EXISTS idx_products_category ON seed.products(category)",
+)
+
+
+def seed_baseline(
+    bootstrap: str, topic: str, pg_url: str, limit: int, max_seconds: float
+) -> tuple[float, int]:
+    """kafka-python consumer group, batches of 100, one row INSERT per table per event, commit per batch."""
+    import psycopg
+    from kafka import KafkaConsumer
+
+    dsn = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as conn:
+        for statement in SEED_DDL:
+            conn.execute(statement)
+        conn.commit()
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"seed-baseline-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            max_poll_records=100,
+            value_deserializer=lambda v: v,
+        )
+        processed = 0
+        started = time.perf_counter()
+        try:
+            while processed < limit and time.perf_counter() - started < max_seconds:
+                batch = consumer.poll(timeout_ms=1000, max_records=100)
+                for records in batch.values():
+                    for record in records:
+                        processed += 1
+                        try:
+                            event = json.loads(record.value)
+                            _seed_insert(conn, event)
+                        except (ValueError, KeyError, TypeError, AttributeError, psycopg.Error):
+                            conn.rollback()
+                            continue
+                conn.commit()
+        finally:
+            consumer.close()
+        return time.perf_counter() - started, processed
+
+
+def _seed_insert(conn: Any, event: dict) -> None:
+    conn.execute(
+        "INSERT INTO seed.events (event_id, event_type, timestamp, user_id, session_id) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+        (event["event_id"], event["event_type"], event["timestamp"], event["user_id"], event["session_id"]),
+    )
+    product = event.get("product")
+    if product:
+        conn.execute(
+            "INSERT INTO seed.products (product_id, product_name, category, price) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (product_id) DO UPDATE SET product_name = EXCLUDED.product_name, "
+            "category = EXCLUDED.category, price = EXCLUDED.price",
+            (product["id"], product["name"], product["category"], product["price"]),
+        )
+    if event["event_type"] == "purchase":
+        conn.execute(
+            "INSERT INTO seed.transactions (transaction_id, event_id, product_id, quantity, total_amount, "
+            "payment_method, timestamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (transaction_id) DO NOTHING",
+            (
+                event["event_id"],
+                event["event_id"],
+                product["id"],
+                event["quantity"],
+                event["total_amount"],
+                event["payment_method"],
+                event["timestamp"],
+            ),
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Daemon: run overhead and freshness
+
+
+def _instance_yaml(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "orchestration" / "dagster.local.yaml", home / "dagster.yaml")
+
+
+def _wait_for(predicate: Any, timeout: float, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def daemon_measurements(
+    bootstrap: str, topic: str, pg_url: str, stream_rate: float, stream_seconds: float
+) -> dict:
+    """Start dagster-daemon on this module; measure one small batch and the event-to-API freshness."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from generators.commerce import generate_events, produce_to_kafka
+
+    home = Path(tempfile.mkdtemp(prefix="afluente_bench_home_"))
+    _instance_yaml(home)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "WAREHOUSE_URL": pg_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "COMMERCE_KAFKA_TOPIC": topic,
+        "PYTHONPATH": str(REPO),
+    }
+    log = (home / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "bench.commerce_kafka"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    results: dict = {}
+    try:
+        os.environ["DAGSTER_HOME"] = str(home)
+        instance = DagsterInstance.get()
+
+        def runs_for_topic() -> list:
+            return list(instance.get_run_records(filters=RunsFilter(tags={TOPIC_TAG: topic})))
+
+        # Wait until the daemon has caught up with the backlog (nothing queued or running).
+        busy = [
+            DagsterRunStatus.QUEUED,
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        ]
+        _wait_for(lambda: runs_for_topic() is not None, 5)
+        time.sleep(15)
+        _wait_for(
+            lambda: not instance.get_run_records(filters=RunsFilter(statuses=busy)),
+            timeout=600,
+            interval=1.0,
+        )
+        known = {r.dagster_run.run_id for r in runs_for_topic()}
+
+        # 1) One small batch: 1,000 events, sensor tick -> run success.
+        produced_at = time.time()
+        produce_to_kafka(generate_events(1000, seed=777), bootstrap, topic)
+        flushed_at = time.time()
+
+        def new_success() -> Any:
+            for record in runs_for_topic():
+                if (
+                    record.dagster_run.run_id not in known
+                    and record.dagster_run.status == DagsterRunStatus.SUCCESS
+                ):
+                    return record
+            return None
+
+        record = _wait_for(new_success, timeout=180, interval=0.25)
+        if record is None:
+            results["small_batch"] = "no successful run within 180 s (see daemon.log)"
+        else:
+            stats = instance.get_run_stats(record.dagster_run.run_id)
+            created = record.create_timestamp.timestamp()
+            results["small_batch"] = {
+                "produce_s": round(flushed_at - produced_at, 2),
+                "flush_to_run_created_s": round(created - flushed_at, 2),
+                "run_created_to_success_s": round((stats.end_time or created) - created, 2),
+                "run_started_to_success_s": round((stats.end_time or 0) - (stats.start_time or 0), 2),
+                "flush_to_committed_s": round((stats.end_time or created) - flushed_at, 2),
+            }
+
+        # 2) Freshness: stream at stream_rate; every second, the age of the newest event the API serves.
+        client = TestClient(create_app(pg_url))
+        lags: list[float] = []
+        stop_at = time.time() + stream_seconds
+        stream = generate_events(None, seed=999)
+        from kafka import KafkaProducer
+
+        from generators.commerce import producer_config
+
+        producer = KafkaProducer(**producer_config(bootstrap))
+        sent = 0
+        next_probe = time.time() + 1
+        warmup_until = time.time() + min(30.0, stream_seconds / 3)
+        try:
+            while time.time() < stop_at:
+                due = int((time.time() - (stop_at - stream_seconds)) * stream_rate)
+                while sent < due:
+                    item = next(stream)
+                    producer.send(topic, key=item.key.encode(), value=item.value)
+                    sent += 1
+                producer.flush()
+                if time.time() >= next_probe:
+                    next_probe += 1
+                    body = client.get("/api/metrics/summary").json()
+                    newest = body.get("last_event_at")
+                    if newest and time.time() > warmup_until:
+                        from datetime import UTC, datetime
+
+                        seen = datetime.fromisoformat(newest).replace(tzinfo=UTC).timestamp()
+                        lags.append(time.time() - seen)
+                time.sleep(0.05)
+        finally:
+            producer.close()
+        if lags:
+            ordered = sorted(lags)
+            results["freshness"] = {
+                "stream_rate_events_s": stream_rate,
+                "stream_seconds": stream_seconds,
+                "probes": len(lags),
+                "p50_s": round(statistics.median(ordered), 1),
+                "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+                "max_s": round(ordered[-1], 1),
+            }
+        runs = runs_for_topic()
+        results["runs_during_daemon_phase"] = len([r for r in runs if r.dagster_run.run_id not in known])
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        results["daemon_log"] = str(home / "daemon.log")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.commerce_kafka", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2, help="concurrent ingest runs (daemon queue)")
+    parser.add_argument("--max-events-per-run", type=int, default=200_000)
+    parser.add_argument("--baseline-events", type=int, default=20_000)
+    parser.add_argument("--baseline-max-seconds", type=float, default=120.0)
+    parser.add_argument("--daemon", action="store_true", help="also measure run overhead and freshness")
+    parser.add_argument("--stream-rate", type=float, default=200.0)
+    parser.add_argument("--stream-seconds", type=float, default=120.0)
+    parser.add_argument("--keep", action="store_true", help="keep the topic and database")
+    args = parser.parse_args(argv)
+
+    from generators.commerce import produce_parallel
+
+    urls = _services()
+    admin_url = urls["pg"]
+    bootstrap = urls["kafka"]
+    topic = f"bench.commerce.{uuid.uuid4().hex[:8]}"
+    kafka = KafkaResource(bootstrap_servers=bootstrap, client_id="afluente-bench")
+    kafka.create_topic(topic, partitions=3)
+    pg_url = _fresh_database(admin_url, "bench_commerce")
+    baseline_url = _fresh_database(admin_url, "bench_seed")
+    os.environ.update(
+        {
+            "WAREHOUSE_URL": pg_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "COMMERCE_KAFKA_TOPIC": topic,
+            "COMMERCE_KAFKA_MAX_EVENTS_PER_RUN": str(args.max_events_per_run),
+            "COMMERCE_KAFKA_MAX_RUNS_PER_TICK": "64",
+        }
+    )
+    report: dict[str, Any] = {"events": args.events, "topic": topic}
+    lines = [
+        f"commerce Kafka benchmark: {args.events:,} events, topic {topic} (3 partitions), "
+        f"nproc={os.cpu_count()}"
+    ]
+    try:
+        produced = produce_parallel(args.events, bootstrap, topic, workers=2, bad_share=0.001, seed=1)
+        lines.append(_line("produce (generator, 2 producer processes)", produced.seconds, produced.sent))
+        report["produce"] = {
+            "seconds": round(produced.seconds, 2),
+            "sent": produced.sent,
+            "bad": produced.bad,
+        }
+
+        seconds, n_runs, runs = ingest_with_sensor(args.workers)
+        stored = int(_scalar(pg_url, "SELECT COUNT(*) FROM raw.commerce_events"))
+        dead = int(_scalar(pg_url, "SELECT COUNT(*) FROM raw.commerce_events_dead_letter"))
+        covered = int(
+            _scalar(pg_url, "SELECT COALESCE(SUM(next_offset - start_offset), 0) FROM raw.kafka_offsets")
+        )
+        assert stored + dead == args.events == covered, (stored, dead, covered)
+        lines.append(
+            _line(
+                f"ingest: sensor + {n_runs} runs, {args.workers} at a time -> PostgreSQL",
+                seconds,
+                args.events,
+            )
+        )
+        consume = sum(r.get("consume_seconds", 0) for r in runs)
+        write = sum(r.get("write_seconds", 0) for r in runs)
+        report["ingest"] = {
+            "seconds": round(seconds, 2),
+            "events_per_s": round(args.events / seconds),
+            "runs": n_runs,
+            "workers": args.workers,
+            "rows": stored,
+            "dead_letters": dead,
+            "sum_consume_s": round(consume, 1),
+            "sum_write_s": round(write, 1),
+        }
+
+        base_seconds, base_n = seed_baseline(
+            bootstrap, topic, baseline_url, args.baseline_events, args.baseline_max_seconds
+        )
+        lines.append(_line(f"baseline (seed consumer, {base_n:,} events sample)", base_seconds, base_n))
+        ours = args.events / seconds
+        theirs = base_n / base_seconds
+        report["baseline"] = {
+            "seconds": round(base_seconds, 2),
+            "events": base_n,
+            "events_per_s": round(theirs),
+        }
+        report["speedup"] = round(ours / theirs, 1)
+        lines.append(f"{'speed-up vs baseline':<58} {ours / theirs:>8.1f} x")
+        lines.append(f"{'baseline for 1M events (extrapolated)':<58} {args.events / theirs:>8.0f} s")
+
+        if args.daemon:
+            measured = daemon_measurements(bootstrap, topic, pg_url, args.stream_rate, args.stream_seconds)
+            report["daemon"] = measured
+            lines.append(f"daemon: {json.dumps(measured)}")
+    finally:
+        print("\n".join(lines))
+        print(json.dumps(report, indent=2, default=str))
+        if not args.keep:
+            _drop_database(admin_url, pg_url)
+            _drop_database(admin_url, baseline_url)
+            kafka.delete_topic(topic)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
