@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -71,8 +72,15 @@ def _drop_warehouse(engine: str, warehouse: WarehouseResource) -> None:
         admin.dispose()
 
 
-def _load(source: Path, warehouse: WarehouseResource, landing: Path, instance: DagsterInstance) -> float:
-    """Time one file through the raw asset (real Dagster materialization, in process)."""
+def _step_seconds(result: Any) -> float:
+    """Time spent inside the asset steps (Dagster's own step durations), without run set-up."""
+    return sum(e.event_specific_data.duration_ms for e in result.get_step_success_events()) / 1000
+
+
+def _load(
+    source: Path, warehouse: WarehouseResource, landing: Path, instance: DagsterInstance
+) -> tuple[float, float]:
+    """Time one file through the raw asset (real Dagster materialization, in process): run, step."""
     target = landing / "exports" / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
@@ -83,7 +91,7 @@ def _load(source: Path, warehouse: WarehouseResource, landing: Path, instance: D
     result = materialize([raw_exportacao], partition_key=key, instance=instance, resources=resources)
     elapsed = time.perf_counter() - started
     assert result.success, f"load of {source.name} failed"
-    return elapsed
+    return elapsed, _step_seconds(result)
 
 
 def _refresh(
@@ -122,7 +130,9 @@ def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
             instance = DagsterInstance.ephemeral(tempdir=str(workdir / "dagster"))
             try:
                 figures: dict = {}
-                figures["csv_load_s"] = _load(csv_path, warehouse, workdir / "landing", instance)
+                figures["csv_load_s"], figures["csv_step_s"] = _load(
+                    csv_path, warehouse, workdir / "landing", instance
+                )
                 figures["stg_build_s"] = _refresh(
                     warehouse, workdir / "landing", instance, ["stg/exportacao"]
                 )
@@ -132,7 +142,9 @@ def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
                 figures["reports_refresh_s"] = _refresh(
                     warehouse, workdir / "landing", instance, list(REPORT_KEYS)
                 )
-                figures["xlsx_load_s"] = _load(xlsx_path, warehouse, workdir / "landing", instance)
+                figures["xlsx_load_s"], figures["xlsx_step_s"] = _load(
+                    xlsx_path, warehouse, workdir / "landing", instance
+                )
                 warehouse.ensure_schemas("raw")
                 figures["baseline_s"] = _baseline(csv_path, baseline_rows, warehouse)
                 figures["csv_rows_per_s"] = rows / figures["csv_load_s"]
@@ -156,8 +168,10 @@ def _print(results: dict) -> None:
     print("-" * len(header))
     for engine, f in results["engines"].items():
         lines = [
-            ("CSV → raw/exportacao", f["csv_load_s"], f["csv_rows_per_s"]),
-            ("XLSX → raw/exportacao", f["xlsx_load_s"], f["xlsx_rows_per_s"]),
+            ("CSV → raw/exportacao (whole run)", f["csv_load_s"], f["csv_rows_per_s"]),
+            ("  of which the asset step", f["csv_step_s"], rows / f["csv_step_s"]),
+            ("XLSX → raw/exportacao (whole run)", f["xlsx_load_s"], f["xlsx_rows_per_s"]),
+            ("  of which the asset step", f["xlsx_step_s"], rows / f["xlsx_step_s"]),
             ("stg/exportacao build", f["stg_build_s"], rows / f["stg_build_s"]),
             ("3 reports, first build", f["reports_create_s"], None),
             ("3 reports, refresh", f["reports_refresh_s"], None),
