@@ -15,11 +15,8 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    Backoff,
     DynamicPartitionsDefinition,
-    Jitter,
     MaterializeResult,
-    RetryPolicy,
     multi_asset,
 )
 
@@ -30,6 +27,7 @@ from assets.landing_ingest import (
     ingest_landing_file,
     reconcile_partition,
 )
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
 
@@ -89,10 +87,9 @@ def build_landing_file_asset(
                 description="Loaded + rejected rows in the warehouse equal the data rows of the file.",
             )
         ],
-        retry_policy=RetryPolicy(
-            max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-        ),
+        retry_policy=NETWORK_RETRY_POLICY,
     )
+    @fail_fast_on_permanent_errors
     def _landing_file_asset(
         context: AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:

@@ -19,6 +19,7 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     TableColumn,
     TableColumnDep,
     TableColumnLineage,
@@ -30,6 +31,7 @@ from pydantic import Field
 from dbt_like_sql.data_tests import TestOutcome, run_data_tests
 from dbt_like_sql.materialize import MaterializationOutcome, materialize_model
 from dbt_like_sql.project import DataTest, SqlModel, SqlProject
+from resources.error_diagnosis import fail_fast_on_permanent_errors
 
 AutomationConditionFor = Callable[[SqlModel], AutomationCondition | None]
 
@@ -185,8 +187,13 @@ def build_sql_model_asset(
     *,
     automation_condition: AutomationCondition | None = None,
     resource_key: str = "warehouse",
+    retry_policy: RetryPolicy | None = None,
 ) -> AssetsDefinition:
-    """The asset for one model; materializes it then runs whichever of its checks are selected."""
+    """The asset for one model; materializes it then runs whichever of its checks are selected.
+
+    Permanent errors (invalid SQL, missing table) fail the step at once; ``retry_policy`` retries
+    the others (a PostgreSQL warehouse restarting).
+    """
 
     @multi_asset(
         name=f"{model.schema}__{model.name}",
@@ -195,7 +202,9 @@ def build_sql_model_asset(
         can_subset=True,
         required_resource_keys={resource_key},
         op_tags={"kind": "sql"},
+        retry_policy=retry_policy,
     )
+    @fail_fast_on_permanent_errors
     def _model_asset(
         context: AssetExecutionContext, config: SqlModelRunConfig
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
@@ -220,6 +229,7 @@ def build_sql_model_assets(
     *,
     automation_condition_for: AutomationConditionFor | None = None,
     resource_key: str = "warehouse",
+    retry_policy: RetryPolicy | None = None,
 ) -> list[AssetsDefinition]:
     """One asset per model; ``automation_condition_for`` (orchestration's choice) sets each condition."""
     return [
@@ -227,6 +237,7 @@ def build_sql_model_assets(
             model,
             automation_condition=automation_condition_for(model) if automation_condition_for else None,
             resource_key=resource_key,
+            retry_policy=retry_policy,
         )
         for model in project
     ]

@@ -6,6 +6,7 @@ from dagster import AssetKey, asset
 from assets.exports.raw_exportacao import EXPORTS_DOMAIN, RAW_EXPORTACAO, RAW_EXPORTACAO_REJECTS
 from assets.landing_ingest import LEDGER_SCHEMA, LEDGER_TABLE
 from orchestration.automation import after_upstream_updates
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.warehouse import WarehouseResource
 
 EXPORT_FILE_QUALITY = AssetKey(["mart", "export_file_quality"])
@@ -48,8 +49,10 @@ def _top_reasons(reasons: pd.DataFrame, limit: int = 3) -> pd.Series:
     tags={"layer": "mart"},
     metadata={"dagster/table_name": "mart.export_file_quality", "afluente/write_mode": "replace"},
     automation_condition=after_upstream_updates(),
+    retry_policy=NETWORK_RETRY_POLICY,
     description="One row per landed export file: status, rows loaded/rejected, reject rate, top reasons.",
 )
+@fail_fast_on_permanent_errors
 def export_file_quality(warehouse: WarehouseResource) -> pd.DataFrame:
     """Where bad input came from, at a glance; stored by the warehouse IO manager."""
     files = warehouse.read_frame(_QUALITY_SQL, {"domain": EXPORTS_DOMAIN})

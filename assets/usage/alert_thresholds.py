@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext, AssetKey, AutomationCondition, Materi
 
 from assets.usage.tables import EVENTS_TABLE, FILE_EVENTS_TABLE, RAW_SCHEMA
 from orchestration.automation import after_upstream_updates
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.settings import setting_float, setting_int
 from resources.warehouse import WarehouseResource
 
@@ -87,11 +88,13 @@ def write_thresholds(warehouse: WarehouseResource, thresholds: AlertThresholds) 
     code_version=_settings_version(),
     deps=[AssetKey([RAW_SCHEMA, EVENTS_TABLE]), AssetKey([RAW_SCHEMA, FILE_EVENTS_TABLE])],
     automation_condition=after_upstream_updates() | AutomationCondition.code_version_changed(),
+    retry_policy=NETWORK_RETRY_POLICY,
     description=(
         "Alert thresholds from USAGE_ALERT_DAILY_TOKENS, USAGE_ALERT_SPIKE_FACTOR, "
         "USAGE_ALERT_TRAILING_DAYS and USAGE_ALERT_SPIKE_MIN_TOKENS (one row)."
     ),
 )
+@fail_fast_on_permanent_errors
 def usage_alert_thresholds(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Write the current threshold settings so the alerts model can join them."""
     thresholds = AlertThresholds.from_settings()

@@ -27,6 +27,7 @@ from dagster import (
 from assets.usage.index_specs import INSIGHT_INDICES, InsightIndex
 from orchestration.automation import after_upstream_updates
 from resources.bulk_write import quote_ident
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
 from resources.settings import setting_int
@@ -143,7 +144,9 @@ def build_insight_index_asset(index: InsightIndex) -> AssetsDefinition:
             )
         ],
         pool="usage_search_index",
+        retry_policy=NETWORK_RETRY_POLICY,
     )
+    @fail_fast_on_permanent_errors
     def _index_asset(
         context: AssetExecutionContext, warehouse: WarehouseResource, search: SearchResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:

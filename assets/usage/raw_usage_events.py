@@ -16,11 +16,8 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    Backoff,
     Config,
-    Jitter,
     MaterializeResult,
-    RetryPolicy,
     multi_asset,
 )
 from pydantic import Field
@@ -33,6 +30,7 @@ from assets.usage.mongo_ingest import (
 )
 from assets.usage.tables import EVENTS_REJECTS_TABLE, EVENTS_TABLE, RAW_SCHEMA, WATERMARKS_TABLE
 from resources.bulk_write import quote_ident
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.mongo import MongoResource
 from resources.settings import setting, setting_int
 from resources.warehouse import WarehouseResource
@@ -98,9 +96,10 @@ _COMMON = {"group_name": "usage", "owners": ["team:usage"], "tags": {"layer": "r
             description="No loaded row is newer than the durable watermark (they moved together).",
         ),
     ],
-    retry_policy=RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
+    retry_policy=NETWORK_RETRY_POLICY,
     pool="usage_mongo_ingest",
 )
+@fail_fast_on_permanent_errors
 def raw_usage_events(
     context: AssetExecutionContext,
     config: MongoBatchConfig,
