@@ -13,12 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.db import Database, NotMaterializedError, WarehouseUnavailableError
+from api.routers.ops import HealthReport, health_report
 from resources.settings import setting
 
 ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.commerce",
     "api.routers.exports",
     "api.routers.insights",
+    "api.routers.ops",
 )
 _LOG = logging.getLogger("afluente.api")
 
@@ -50,9 +52,16 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
     async def _unavailable(request: Request, exc: WarehouseUnavailableError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": f"warehouse unavailable: {exc}"})
 
-    @app.get("/health", tags=["health"], summary="Liveness: the process answers")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Health: ok, degraded (stale aggregates / unresolved incidents) or down (no warehouse)",
+        response_model=HealthReport,
+        responses={503: {"model": HealthReport, "description": "Warehouse unreachable (status down)"}},
+    )
+    def health() -> JSONResponse:
+        code, report = health_report(database)
+        return JSONResponse(status_code=code, content=report.model_dump(mode="json"))
 
     @app.get(
         "/ready",
@@ -84,8 +93,17 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
 
 def main() -> None:
     """``python -m api``: serve with uvicorn on ``API_HOST``:``API_PORT`` (default 127.0.0.1:8000)."""
+    import logging.config
+
     import uvicorn
+
+    from orchestration.json_logs import uvicorn_log_config
 
     host = os.environ.get("API_HOST", "127.0.0.1")
     port = int(os.environ.get("API_PORT", "8000"))
-    uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("API_LOG_LEVEL", "info"))
+    level = os.environ.get("API_LOG_LEVEL") or setting("AFLUENTE_LOG_LEVEL")
+    # One JSON object per line (AFLUENTE_LOG_FORMAT=text for humans) for uvicorn and the platform loggers,
+    # configured before create_app() so its own warnings are structured too.
+    log_config = uvicorn_log_config(level, setting("AFLUENTE_LOG_FORMAT"))
+    logging.config.dictConfig(log_config)
+    uvicorn.run(create_app(), host=host, port=port, log_level=level.lower(), log_config=log_config)
