@@ -10,7 +10,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data demo-materialize ui test test-unit lint services-up services-down services-status bench clean
+.PHONY: install demo demo-data demo-materialize ui test test-unit lint services-up services-down services-status bench clean \
+	prod-config-check prod-grpc prod-up prod-down lock
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -65,6 +66,28 @@ bench: install services-up
 	$(PY) -m bench.exports_load
 	$(PY) -m bench.commerce_kafka --daemon
 	$(PY) -m bench.usage_ingest
+
+## Production (README "Production deployment"): orchestration/dagster.yaml, dagster.docker.yaml,
+## orchestration/workspace.grpc.yaml, Dockerfile, docker-compose.yml, .env.example
+prod-config-check: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_deployment_files.py tests/unit/test_docker_compose.py
+
+DAGSTER_GRPC_PORT ?= 4000
+prod-grpc: install
+	$(VENV)/bin/dagster api grpc -m orchestration.definitions -h 0.0.0.0 -p $(DAGSTER_GRPC_PORT)
+
+prod-up:
+	@test -f .env || { echo "no .env: cp .env.example .env and set the passwords"; exit 1; }
+	docker compose up -d --build
+
+prod-down:
+	docker compose down
+
+## lock: pin the Docker image's dependencies (requirements.lock) to the versions installed and tested here
+lock: install
+	$(UV) pip freeze --python $(PY) --exclude-editable > $(VENV)/.freeze.txt
+	$(UV) pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--constraint $(VENV)/.freeze.txt --no-annotate --custom-compile-command "make lock" -q -o requirements.lock
 
 clean:
 	rm -rf data .dagster_home .pytest_cache .ruff_cache

@@ -55,6 +55,8 @@ PIPELINE_TAG = "afluente/kafka_pipeline"
 TOPIC_TAG = "afluente/kafka_topic"
 RANGES_TAG = "afluente/kafka_ranges"
 RANGE_KEY_TAG = "afluente/kafka_range_key"
+# One tag per consumed partition (<prefix><p> = topic): dagster.yaml allows one run per partition.
+PARTITION_TAG_PREFIX = "afluente/kafka_partition."
 
 IN_FLIGHT_STATUSES = [
     DagsterRunStatus.QUEUED,
@@ -264,6 +266,7 @@ def build_kafka_offsets_sensor(
                         TOPIC_TAG: topic_name,
                         RANGES_TAG: format_ranges(planned.ranges),
                         RANGE_KEY_TAG: range_key,
+                        **{f"{PARTITION_TAG_PREFIX}{r.partition}": topic_name for r in planned.ranges},
                         "afluente/attempt": str(attempts + 1),
                     },
                 )
