@@ -5,13 +5,17 @@ domains come from ``dbt_like_sql``; resources are bound once here, from environm
 which warehouse, broker or search engine is used is decided by configuration at run time.
 """
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, colored_console_logger
 
 from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration import commerce, exports, usage
 from orchestration.automation import for_sql_model
+from orchestration.freshness import with_freshness
+from orchestration.json_logs import json_logger
+from orchestration.self_healing import build_self_healing_defs
 from orchestration.sensors import automation_sensor
+from resources.error_diagnosis import NETWORK_RETRY_POLICY
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
 from resources.mongo import MongoResource
@@ -23,7 +27,9 @@ apply_defaults()
 
 warehouse = WarehouseResource(url=EnvVar("WAREHOUSE_URL"))
 
-sql_model_assets = build_sql_model_assets(load_project(), automation_condition_for=for_sql_model)
+sql_model_assets = build_sql_model_assets(
+    load_project(), automation_condition_for=for_sql_model, retry_policy=NETWORK_RETRY_POLICY
+)
 
 resources = {
     "warehouse": warehouse,
@@ -38,5 +44,15 @@ defs = Definitions.merge(
     exports.defs,
     commerce.defs,
     usage.defs,
-    Definitions(assets=sql_model_assets, sensors=[automation_sensor], resources=resources),
+    Definitions(
+        assets=sql_model_assets,
+        sensors=[automation_sensor],
+        resources=resources,
+        # `console` stays Dagster's default; `loggers: {json: {}}` in a run config selects JSON lines.
+        loggers={"console": colored_console_logger, "json": json_logger},
+    ),
 )
+# Freshness policy, WARN freshness check and ops.freshness record for every mart/* and search/* asset.
+defs = with_freshness(defs)
+# Run-failure sensor (ops.incidents, bounded re-execution of transient failures) and its jobs.
+defs = Definitions.merge(defs, build_self_healing_defs(defs))

@@ -32,6 +32,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("AFLUENTE_SENSOR_INTERVAL_SECONDS", "30", "Minimum seconds between file-drop sensor ticks"),
     Setting("AFLUENTE_MAX_FILES_PER_TICK", "50", "Upper bound of runs one file-drop sensor tick requests"),
+    Setting(
+        "AFLUENTE_MAX_AUTO_REEXECUTIONS",
+        "3",
+        "Automatic re-executions of a run that failed on a transient error before the incident gives up",
+    ),
     Setting("EXPORTS_REFRESH_CRON", "0 1 * * *", "Cron of the scheduled refresh of the export reports"),
     Setting("AFLUENTE_TIMEZONE", "UTC", "Timezone of schedules"),
     Setting(
@@ -42,6 +47,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEARCH_ENGINE", "opensearch", "Search client flavour: opensearch or elasticsearch"),
     Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
     Setting("API_PORT", "8000", "Port of the read API"),
+    Setting("AFLUENTE_LOG_LEVEL", "INFO", "Level of the platform's python loggers in the read API and CLIs"),
+    Setting(
+        "AFLUENTE_LOG_FORMAT",
+        "json",
+        "Log lines of the read API: json (one object per line, with run id / asset key) or text",
+    ),
     # commerce clickstream (Kafka)
     Setting("COMMERCE_KAFKA_TOPIC", "commerce.events", "Kafka topic of the commerce clickstream events"),
     Setting(
@@ -104,6 +115,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("USAGE_INDEX_BULK_THREADS", "2", "Parallel bulk threads when building an insight index"),
     Setting(
         "USAGE_INDEX_BULK_CHUNK_DOCS", "2000", "Documents per bulk request when building an insight index"
+    ),
+    # operations: freshness of aggregates (mart/*, search/*) and API health
+    Setting(
+        "EXPORTS_FRESHNESS_HOURS",
+        "26",
+        "Export reports are stale (WARN) this many hours after their last build (daily refresh + slack)",
+    ),
+    Setting(
+        "COMMERCE_FRESHNESS_MINUTES",
+        "60",
+        "Commerce marts are stale (WARN) this many minutes after their last build (rebuilt as events land)",
+    ),
+    Setting(
+        "USAGE_FRESHNESS_MINUTES",
+        "90",
+        "Usage marts and search indices are stale (WARN) this many minutes after their last build (hourly)",
+    ),
+    Setting(
+        "FRESHNESS_DEFAULT_MINUTES", "1440", "Freshness threshold of aggregates of a domain without its own"
+    ),
+    Setting(
+        "FRESHNESS_SENSOR_INTERVAL_SECONDS",
+        "120",
+        "Minimum seconds between freshness sensor ticks (evaluates every aggregate, writes ops.freshness)",
+    ),
+    Setting(
+        "OPS_HEALTH_INCIDENT_WINDOW_HOURS",
+        "24",
+        "/health is degraded while an unresolved incident (gave_up, or not transient) is under N hours old",
     ),
 )
 

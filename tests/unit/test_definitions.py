@@ -53,6 +53,8 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
         "usage_mongo_watermark_sensor",
         "usage_file_drop_sensor",
         "automation_sensor",
+        "run_failure_incidents_sensor",
+        "incident_upkeep_sensor",
     }
     assert {s.name for s in defs.schedules} >= {
         "refresh_export_reports_daily",
