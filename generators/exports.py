@@ -41,15 +41,49 @@ EXPORT_COLUMNS: tuple[str, ...] = ("ano", "mes", "pais", "setor", "ncm", "valor_
 
 # Destination -> relative weight, roughly the 2023 share (%) of Brazilian exports.
 COUNTRIES: tuple[tuple[str, float], ...] = (
-    ("China", 30.7), ("Estados Unidos", 10.9), ("Argentina", 4.9), ("Países Baixos", 3.6),
-    ("Espanha", 2.6), ("Singapura", 2.6), ("México", 2.2), ("Chile", 2.1), ("Canadá", 1.9),
-    ("Japão", 1.6), ("Alemanha", 1.6), ("Índia", 1.4), ("Coreia do Sul", 1.2), ("Malásia", 1.1),
-    ("Itália", 1.0), ("Emirados Árabes Unidos", 1.0), ("França", 0.9), ("Bélgica", 0.9),
-    ("Reino Unido", 0.9), ("Portugal", 0.9), ("Colômbia", 0.9), ("Paraguai", 0.9), ("Uruguai", 0.9),
-    ("Turquia", 0.8), ("Vietnã", 0.8), ("Arábia Saudita", 0.8), ("Peru", 0.7), ("Tailândia", 0.7),
-    ("Indonésia", 0.7), ("Bangladesh", 0.6), ("Egito", 0.6), ("Argélia", 0.5), ("Filipinas", 0.5),
-    ("Irã", 0.5), ("Bolívia", 0.5), ("Hong Kong", 0.5), ("Taiwan", 0.5), ("Paquistão", 0.4),
-    ("África do Sul", 0.4), ("Marrocos", 0.4), ("Equador", 0.3), ("Nigéria", 0.3), ("Rússia", 0.3),
+    ("China", 30.7),
+    ("Estados Unidos", 10.9),
+    ("Argentina", 4.9),
+    ("Países Baixos", 3.6),
+    ("Espanha", 2.6),
+    ("Singapura", 2.6),
+    ("México", 2.2),
+    ("Chile", 2.1),
+    ("Canadá", 1.9),
+    ("Japão", 1.6),
+    ("Alemanha", 1.6),
+    ("Índia", 1.4),
+    ("Coreia do Sul", 1.2),
+    ("Malásia", 1.1),
+    ("Itália", 1.0),
+    ("Emirados Árabes Unidos", 1.0),
+    ("França", 0.9),
+    ("Bélgica", 0.9),
+    ("Reino Unido", 0.9),
+    ("Portugal", 0.9),
+    ("Colômbia", 0.9),
+    ("Paraguai", 0.9),
+    ("Uruguai", 0.9),
+    ("Turquia", 0.8),
+    ("Vietnã", 0.8),
+    ("Arábia Saudita", 0.8),
+    ("Peru", 0.7),
+    ("Tailândia", 0.7),
+    ("Indonésia", 0.7),
+    ("Bangladesh", 0.6),
+    ("Egito", 0.6),
+    ("Argélia", 0.5),
+    ("Filipinas", 0.5),
+    ("Irã", 0.5),
+    ("Bolívia", 0.5),
+    ("Hong Kong", 0.5),
+    ("Taiwan", 0.5),
+    ("Paquistão", 0.4),
+    ("África do Sul", 0.4),
+    ("Marrocos", 0.4),
+    ("Equador", 0.3),
+    ("Nigéria", 0.3),
+    ("Rússia", 0.3),
 )
 
 
@@ -74,8 +108,14 @@ PRODUCTS: tuple[Product, ...] = (
     Product("24012030", "Fumo em folhas, tipo Virgínia", "Agronegócio", 5.00, 5.0e5, 1.5),
     Product("17011400", "Açúcar de cana em bruto", "Alimentos Processados", 0.45, 2.0e7, 4.0),
     Product("02023000", "Carne bovina desossada, congelada", "Alimentos Processados", 4.80, 3.0e6, 4.0),
-    Product("02071400", "Pedaços e miudezas de galos/galinhas, congelados", "Alimentos Processados",
-            2.00, 3.0e6, 4.0),
+    Product(
+        "02071400",
+        "Pedaços e miudezas de galos/galinhas, congelados",
+        "Alimentos Processados",
+        2.00,
+        3.0e6,
+        4.0,
+    ),
     Product("02032900", "Carne suína congelada", "Alimentos Processados", 2.50, 1.0e6, 2.0),
     Product("20091200", "Suco de laranja não congelado", "Alimentos Processados", 1.00, 5.0e6, 1.5),
     Product("15071000", "Óleo de soja em bruto", "Alimentos Processados", 1.00, 5.0e6, 1.5),
@@ -259,10 +299,7 @@ def _quote_if_needed(column: pa.Array, delimiter: str) -> pa.Array:
 def _csv_bytes(frame: pd.DataFrame, delimiter: str, line_terminator: str) -> tuple[bytes, pa.Buffer]:
     """Header bytes and the body as one Arrow buffer (no per-row Python)."""
     header = (delimiter.join(frame.columns) + line_terminator).encode("utf-8")
-    cells = [
-        _quote_if_needed(pa.array(frame[name], pa.large_string()), delimiter)
-        for name in frame.columns
-    ]
+    cells = [_quote_if_needed(pa.array(frame[name], pa.large_string()), delimiter) for name in frame.columns]
     large = pa.large_string()
     line = pc.binary_join_element_wise(*cells, pa.scalar(delimiter, large))
     line = pc.binary_join_element_wise(line, pa.scalar(line_terminator, large), pa.scalar("", large))
@@ -316,9 +353,7 @@ def write_export_file(
             bar.update(rows - rows // 2)
         else:
             _write_xlsx(path, frame, sheet, bar)
-    return GeneratedFile(
-        path=path, rows=rows, bad_rows=bad, fmt=fmt, seconds=time.perf_counter() - started
-    )
+    return GeneratedFile(path=path, rows=rows, bad_rows=bad, fmt=fmt, seconds=time.perf_counter() - started)
 
 
 def _write_csv(path: Path, header: bytes, body: pa.Buffer, encoding: str) -> None:
@@ -389,15 +424,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/landing/exports"), help="output folder")
     parser.add_argument("--files", type=int, default=1, help="number of files, each with its own seed")
     parser.add_argument(
-        "--encoding", default="utf-8", choices=("utf-8", "utf-8-sig", "latin-1", "cp1252"),
+        "--encoding",
+        default="utf-8",
+        choices=("utf-8", "utf-8-sig", "latin-1", "cp1252"),
         help="CSV text encoding (utf-8-sig writes a BOM)",
     )
     parser.add_argument(
-        "--delimiter", default=";", type=_parse_delimiter, choices=(";", ",", "\t", "|"), metavar="SEP",
+        "--delimiter",
+        default=";",
+        type=_parse_delimiter,
+        choices=(";", ",", "\t", "|"),
+        metavar="SEP",
         help="CSV separator: ';' (default), ',', 'tab' or '|'",
     )
     parser.add_argument(
-        "--decimal", default=",", choices=(",", "."), metavar="SEP",
+        "--decimal",
+        default=",",
+        choices=(",", "."),
+        metavar="SEP",
         help="CSV decimal separator: ',' (default, with '.' thousands groups in valor_usd) or '.'",
     )
     parser.add_argument("--bad-share", type=float, default=0.0, help="share of rows broken on purpose")
@@ -411,8 +455,15 @@ def main(argv: list[str] | None = None) -> int:
         seed = args.seed + n - 1
         path = args.out / f"exportacao_{seed}_{n}.{args.fmt}"
         result = write_export_file(
-            path, args.rows, fmt=args.fmt, encoding=args.encoding, delimiter=args.delimiter,
-            decimal=args.decimal, bad_share=args.bad_share, seed=seed, sheet=args.sheet,
+            path,
+            args.rows,
+            fmt=args.fmt,
+            encoding=args.encoding,
+            delimiter=args.delimiter,
+            decimal=args.decimal,
+            bad_share=args.bad_share,
+            seed=seed,
+            sheet=args.sheet,
             progress=not args.no_progress,
         )
         written.append(result)

@@ -6,7 +6,6 @@ Resources this module expects from ``orchestration/definitions.py``: ``warehouse
 ``dbt_like_sql`` with the other domains' models.
 """
 
-
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -84,4 +83,3 @@ defs = Definitions(
     schedules=[rebuild_usage_indices_hourly],
     sensors=[usage_mongo_sensor, usage_file_drop_sensor],
 )
-

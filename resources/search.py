@@ -69,9 +69,7 @@ class SearchResource(ConfigurableResource):
                 if self.ca_certs:
                     kwargs["ca_certs"] = self.ca_certs
             return Elasticsearch(self.url, **kwargs)
-        raise ValueError(
-            f"unknown search engine {self.engine!r}: SEARCH_ENGINE must be one of {ENGINES}"
-        )
+        raise ValueError(f"unknown search engine {self.engine!r}: SEARCH_ENGINE must be one of {ENGINES}")
 
     def _helpers(self) -> Any:
         if self.engine == "opensearch":

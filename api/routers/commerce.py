@@ -135,9 +135,7 @@ def summary(db: Db) -> dict:
 )
 def timeline(
     db: Db,
-    granularity: Annotated[
-        Literal["minute", "hour", "day"], Query(description="Bucket width")
-    ] = "hour",
+    granularity: Annotated[Literal["minute", "hour", "day"], Query(description="Bucket width")] = "hour",
     points: Annotated[int, Query(ge=1, le=1440, description="Number of buckets (1-1440)")] = 48,
     end: Annotated[
         datetime | None,
@@ -270,5 +268,3 @@ def realtime(
     )
     assert row is not None
     return {"window_seconds": window_seconds, "window_start": window_start, "window_end": window_end, **row}
-
-

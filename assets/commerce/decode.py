@@ -275,7 +275,7 @@ def decode_events(
         "product_price": pa.array([p.price if p is not None else None for p in products], pa.float64()),
     }
     for column, array in product_columns.items():
-        reasons.add(needs_product & _missing(array), f"missing_field: product.{column[len('product_'):]}")
+        reasons.add(needs_product & _missing(array), f"missing_field: product.{column[len('product_') :]}")
     quantity = pa.array([o.quantity for o in objs], pa.int32())
     reasons.add(needs_quantity & _missing(quantity), "missing_field: quantity")
     amount = pa.array([o.total_amount for o in objs], pa.float64())

@@ -1,12 +1,13 @@
 """Consume exact Kafka offset ranges into ``raw.commerce_events`` in one warehouse transaction.
 
-The write transaction opens first: it locks the ranges' partitions (PostgreSQL advisory locks) and
-reads what the ledger already covers. Messages are then consumed from exactly the requested
+The write transaction opens first: it locks the ranges' partitions (PostgreSQL advisory locks)
+and reads what the ledger already covers. Messages are then consumed from exactly the requested
 offsets (confluent-kafka ``assign`` at the start offsets; nothing is committed to Kafka), decoded
-and validated in chunks, and each chunk is bulk-loaded (PostgreSQL COPY / DuckDB Arrow scan) while the next one is being
-consumed. Offsets the ledger already covers are dropped before loading, so replaying a range
-changes nothing. The ledger rows for the newly covered ranges and an audit row per range are
-written last, in the same transaction: a run killed at any point before the commit leaves no trace.
+and validated in chunks, and each chunk is bulk-loaded (PostgreSQL COPY / DuckDB Arrow scan)
+while the next one is being consumed. Offsets the ledger already covers are dropped before
+loading, so replaying a range changes nothing. The ledger rows for the newly covered ranges and
+an audit row per range are written last, in the same transaction: a run killed at any point
+before the commit leaves no trace.
 """
 
 from __future__ import annotations

@@ -65,7 +65,6 @@ COMMERCE_FILES_TARGET = LandingTarget(
 )
 
 
-
 class KafkaRangeConfig(Config):
     """Offsets ``[start_offset, end_offset)`` of one partition."""
 

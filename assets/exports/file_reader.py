@@ -87,12 +87,29 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "setor": ("setor", "sector", "setor_economico", "no_setor"),
     "ncm": ("ncm", "codigo_ncm", "cod_ncm", "co_ncm", "ncm_codigo"),
     "valor_usd": (
-        "valor_usd", "valor", "value_usd", "valor_fob_usd", "us", "valor_us", "valor_fob_us",
-        "valor_fob", "vl_fob", "fob_usd", "usd", "value",
+        "valor_usd",
+        "valor",
+        "value_usd",
+        "valor_fob_usd",
+        "us",
+        "valor_us",
+        "valor_fob_us",
+        "valor_fob",
+        "vl_fob",
+        "fob_usd",
+        "usd",
+        "value",
     ),
     "peso_kg": (
-        "peso_kg", "peso", "kg", "weight_kg", "kg_liquido", "peso_liquido_kg", "peso_liquido",
-        "kg_liquido_total", "weight",
+        "peso_kg",
+        "peso",
+        "kg",
+        "weight_kg",
+        "kg_liquido",
+        "peso_liquido_kg",
+        "peso_liquido",
+        "kg_liquido_total",
+        "weight",
     ),
 }
 
@@ -394,9 +411,7 @@ def _split_csv_fast(
 
 def _ragged_reasons(got: np.ndarray, expected: int) -> pa.Array:
     counts = pc.cast(pa.array(got.astype(np.int64)), pa.string())
-    return pc.binary_join_element_wise(
-        f"wrong number of fields: expected {expected}, got ", counts, ""
-    )
+    return pc.binary_join_element_wise(f"wrong number of fields: expected {expected}, got ", counts, "")
 
 
 def _split_csv_python(
@@ -519,9 +534,7 @@ def _read_xlsx(path: Path, sheet: str | None) -> ParsedExportFile:
         return pa.array(out, pa.string())
 
     candidates = _Candidates(cells=cells, lines=row_numbers, raw=raw_of, numeric_cells=numeric)
-    text_cells = {
-        c: pc.if_else(pa.array(numeric[c]), "", cells[c]) for c in ("valor_usd", "peso_kg")
-    }
+    text_cells = {c: pc.if_else(pa.array(numeric[c]), "", cells[c]) for c in ("valor_usd", "peso_kg")}
     decimal = _detect_decimal(text_cells, None)
     rows, rejected = _validate(candidates, decimal)
     return _assemble(rows, [rejected], int(row_numbers.size), "xlsx", None, None, decimal, name)

@@ -54,8 +54,13 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def _good_cells(**changes: str) -> list[str]:
     cells = dict(
-        ano="2023", mes="5", pais="China", setor="Agronegócio", ncm="12019000",
-        valor_usd="1.000,50", peso_kg="2.000,000",
+        ano="2023",
+        mes="5",
+        pais="China",
+        setor="Agronegócio",
+        ncm="12019000",
+        valor_usd="1.000,50",
+        peso_kg="2.000,000",
     )
     cells.update(changes)
     return [cells[c] for c in EXPORT_COLUMNS]
@@ -171,7 +176,14 @@ def test_extra_decimals_round_half_away_from_zero_like_postgres(tmp_path: Path) 
 
 def test_header_aliases_accents_case_and_extra_columns(tmp_path: Path) -> None:
     header = [
-        "Descrição", "ANO", "Mês", "País", "Setor", "Código NCM", "Valor FOB (US$)", "Peso Líquido (kg)",
+        "Descrição",
+        "ANO",
+        "Mês",
+        "País",
+        "Setor",
+        "Código NCM",
+        "Valor FOB (US$)",
+        "Peso Líquido (kg)",
     ]
     rows = [["Soja em grão", "2023", "5", "China", "Agronegócio", "1201.90.00", "10,00", "20,000"]]
     parsed = read_export_file(_write(tmp_path / "h.csv", _csv_text(rows, header=header)))
@@ -249,7 +261,7 @@ def test_each_rule_rejects_with_reason_line_and_raw_content(
 
 
 def test_all_failing_rules_are_listed_in_column_order(tmp_path: Path) -> None:
-    text = "ano;mes;pais;setor;ncm;valor_usd;peso_kg\n" "x;13;;;1701;abc;-5,5\n"
+    text = "ano;mes;pais;setor;ncm;valor_usd;peso_kg\nx;13;;;1701;abc;-5,5\n"
     parsed = read_export_file(_write(tmp_path / "all.csv", text))
     assert parsed.rejects.to_pylist() == [
         {
@@ -448,7 +460,10 @@ def test_xlsx_happy_path_with_numbers_text_and_lost_leading_zero(tmp_path: Path)
     ]
     parsed = read_export_file(_workbook(tmp_path / "a.xlsx", {"exportacao": rows}))
     assert (parsed.file_format, parsed.sheet, parsed.encoding, parsed.delimiter) == (
-        "xlsx", "exportacao", None, None,
+        "xlsx",
+        "exportacao",
+        None,
+        None,
     )
     assert parsed.decimal_separator == ","  # of the text cells
     assert _as_tuples(parsed) == [

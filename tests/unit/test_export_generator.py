@@ -168,8 +168,25 @@ def test_cli_writes_files_with_distinct_seeds_and_prints_a_summary(
     out = tmp_path / "landing"
     code = main(
         [
-            "--rows", "300", "--format", "csv", "--out", str(out), "--files", "3", "--encoding", "latin-1",
-            "--delimiter", ";", "--decimal", ",", "--bad-share", "0.01", "--seed", "42", "--no-progress",
+            "--rows",
+            "300",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+            "--files",
+            "3",
+            "--encoding",
+            "latin-1",
+            "--delimiter",
+            ";",
+            "--decimal",
+            ",",
+            "--bad-share",
+            "0.01",
+            "--seed",
+            "42",
+            "--no-progress",
         ]
     )
     assert code == 0
