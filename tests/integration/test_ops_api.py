@@ -32,32 +32,12 @@ from orchestration.freshness import (
     utc_now,
 )
 from resources.warehouse import WarehouseResource
+from sensors.run_failure import INCIDENT_COLUMNS, ensure_incidents_table
 
 GERAL = AssetKey(["mart", "mv_resumo_geral"])
 SUMMARY = AssetKey(["mart", "commerce_summary"])
 USAGE_DAILY = AssetKey(["mart", "usage_daily"])
 
-INCIDENTS_DDL = (
-    "CREATE TABLE ops.incidents (incident_id TEXT PRIMARY KEY, detected_at TIMESTAMP, run_id TEXT, "
-    "job_name TEXT, asset_keys TEXT, step_key TEXT, error_class TEXT, error_message TEXT, diagnosis TEXT, "
-    "explanation TEXT, action TEXT, attempt INTEGER, root_run_id TEXT, retry_run_id TEXT)"
-)
-INCIDENT_COLUMNS = (
-    "incident_id",
-    "detected_at",
-    "run_id",
-    "job_name",
-    "asset_keys",
-    "step_key",
-    "error_class",
-    "error_message",
-    "diagnosis",
-    "explanation",
-    "action",
-    "attempt",
-    "root_run_id",
-    "retry_run_id",
-)
 
 
 def incident(incident_id: str, detected_at: dt.datetime, **values: Any) -> dict[str, Any]:
@@ -82,18 +62,10 @@ def incident(incident_id: str, detected_at: dt.datetime, **values: Any) -> dict[
 
 
 def insert_incidents(warehouse: WarehouseResource, rows: list[dict[str, Any]]) -> None:
-    """Rows in exactly the shape the run-failure sensor writes."""
+    """Rows in the table the run-failure sensor creates, in its column order."""
     with warehouse.begin() as conn:
         conn.execute(sa.schema.CreateSchema("ops", if_not_exists=True))
-        if warehouse.dialect == "duckdb":
-            exists = conn.exec_driver_sql(
-                "SELECT COUNT(*) FROM information_schema.tables "
-                "WHERE table_schema = 'ops' AND table_name = 'incidents'"
-            ).scalar()
-        else:
-            exists = conn.exec_driver_sql("SELECT to_regclass('ops.incidents') IS NOT NULL").scalar()
-        if not exists:
-            conn.exec_driver_sql(INCIDENTS_DDL)
+        ensure_incidents_table(conn)  # the run-failure sensor's own DDL: the API reads what it writes
         names = ", ".join(INCIDENT_COLUMNS)
         values = ", ".join(f":{c}" for c in INCIDENT_COLUMNS)
         conn.execute(sa.text(f"INSERT INTO ops.incidents ({names}) VALUES ({values})"), rows)
