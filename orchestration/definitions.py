@@ -11,6 +11,7 @@ from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration import commerce, exports, usage
 from orchestration.automation import for_sql_model
+from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger
 from orchestration.self_healing import build_self_healing_defs
@@ -48,6 +49,7 @@ defs = Definitions.merge(
         assets=sql_model_assets,
         sensors=[automation_sensor],
         resources=resources,
+        executor=DEFAULT_EXECUTOR,
         # `console` stays Dagster's default; `loggers: {json: {}}` in a run config selects JSON lines.
         loggers={"console": colored_console_logger, "json": json_logger},
     ),
