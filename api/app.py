@@ -1,12 +1,10 @@
 """The read API application: ``create_app()`` mounts every router listed in :data:`ROUTER_MODULES`.
 
-Each router module exposes ``router`` (a FastAPI ``APIRouter``). A domain adds its router by adding
-its module to the list; a listed module that does not exist yet is skipped with a warning, so the
-API keeps serving while a domain is being built.
+Each router module exposes ``router`` (a FastAPI ``APIRouter``); a domain adds its router by adding
+its module to the list.
 """
 
 import importlib
-import logging
 import os
 
 from fastapi import FastAPI, Request
@@ -22,7 +20,6 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.insights",
     "api.routers.ops",
 )
-_LOG = logging.getLogger("afluente.api")
 
 
 def create_app(warehouse_url: str | None = None) -> FastAPI:
@@ -80,14 +77,7 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
         return JSONResponse(content={"status": "ready", "warehouse": database.dialect})
 
     for module_name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            _LOG.warning("router module %s not found; skipped", module_name)
-            continue
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(module_name).router)
     return app
 
 
