@@ -39,7 +39,6 @@ SUMMARY = AssetKey(["mart", "commerce_summary"])
 USAGE_DAILY = AssetKey(["mart", "usage_daily"])
 
 
-
 def incident(incident_id: str, detected_at: dt.datetime, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "incident_id": incident_id,
