@@ -119,6 +119,19 @@ def _delete_partition(conn: sa.Connection, schema: str, table: str, key: str) ->
         )
 
 
+def _write_ledger(conn: sa.Connection, ledger: pa.Table, target: LandingTarget, key: str) -> None:
+    """Replace the file's ledger entry (one row per domain/partition key)."""
+    write_arrow(
+        conn,
+        ledger,
+        LEDGER_SCHEMA,
+        LEDGER_TABLE,
+        mode="partition",
+        partition_column="ledger_key",
+        partition_value=f"{target.domain}/{key}",
+    )
+
+
 def ingest_landing_file(
     context: AssetExecutionContext,
     *,
@@ -157,15 +170,7 @@ def ingest_landing_file(
         with warehouse.begin() as conn:
             _delete_partition(conn, *target.rows_table, key)
             _delete_partition(conn, *target.rejects_table, key)
-            write_arrow(
-                conn,
-                ledger,
-                LEDGER_SCHEMA,
-                LEDGER_TABLE,
-                mode="partition",
-                partition_column="ledger_key",
-                partition_value=f"{target.domain}/{key}",
-            )
+            _write_ledger(conn, ledger, target, key)
         moved = landing_zone.quarantine(target.domain, path, digest, exc.reason)
         context.log.warning(f"{file_name} quarantined to {moved}: {exc.reason}")
         return FileIngestOutcome("quarantined", file_name, 0, 0, 0, exc.reason, batch, {})
@@ -208,15 +213,7 @@ def ingest_landing_file(
             partition_column="ingest_file_key",
             partition_value=key,
         )
-        write_arrow(
-            conn,
-            ledger,
-            LEDGER_SCHEMA,
-            LEDGER_TABLE,
-            mode="partition",
-            partition_column="ledger_key",
-            partition_value=f"{target.domain}/{key}",
-        )
+        _write_ledger(conn, ledger, target, key)
     landing_zone.archive(target.domain, path, digest)
     context.log.info(f"{file_name}: {loaded} rows loaded, {rejected} rejected (batch {batch})")
     return FileIngestOutcome(

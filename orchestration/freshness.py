@@ -25,7 +25,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from dagster import (
@@ -162,25 +162,23 @@ class FreshnessEvaluation:
             "checked_at": self.checked_at.isoformat(),
         }
 
+    def _check_fields(self) -> dict[str, Any]:
+        return {
+            "asset_key": self.aggregate.key,
+            "check_name": FRESHNESS_CHECK_NAME,
+            "passed": self.passed,
+            "severity": AssetCheckSeverity.WARN,
+            "description": self.description,
+            "metadata": self.metadata(),
+        }
+
     def check_result(self) -> AssetCheckResult:
-        return AssetCheckResult(
-            asset_key=self.aggregate.key,
-            check_name=FRESHNESS_CHECK_NAME,
-            passed=self.passed,
-            severity=AssetCheckSeverity.WARN,
-            description=self.description,
-            metadata=self.metadata(),
-        )
+        """The result a check step yields (inside a run)."""
+        return AssetCheckResult(**self._check_fields())
 
     def check_evaluation(self) -> AssetCheckEvaluation:
-        return AssetCheckEvaluation(
-            asset_key=self.aggregate.key,
-            check_name=FRESHNESS_CHECK_NAME,
-            passed=self.passed,
-            severity=AssetCheckSeverity.WARN,
-            description=self.description,
-            metadata=self.metadata(),
-        )
+        """The same outcome as an evaluation a sensor reports (outside a run)."""
+        return AssetCheckEvaluation(**self._check_fields())
 
     def state_token(self) -> list[object]:
         """What the sensor remembers: a change of status or of the last update re-reports the check."""

@@ -46,8 +46,7 @@ def parse(yaml: str, sql: str = "SELECT a, b FROM raw.src", stem: str = "m") -> 
 
 def test_export_project_loads_with_deps_groups_and_lineage() -> None:
     project = load_project()
-    keys = {m.key for m in project}
-    assert {k for k in keys if k.path[1] in {"exportacao"} or k.path[1].startswith("mv_")} == {
+    assert {m.key for m in project if m.group == "exports"} == {
         AssetKey(["stg", "exportacao"]),
         AssetKey(["mart", "mv_resumo_pais"]),
         AssetKey(["mart", "mv_resumo_geral"]),
