@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ class TestQuery:
     params: dict[str, Any] = field(default_factory=dict)
     raw: bool = False  # author SQL inside: run through the driver cursor, without parameters
     expanding: tuple[str, ...] = ()
+    # For tests judging each row on its own: the condition a failing row meets (counted in one
+    # shared scan with the model's other row-level tests, see ``run_data_tests``).
+    row_filter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def build_test_query(conn: sa.Connection, model: SqlModel, test: DataTest) -> Te
         return TestQuery(
             f"SELECT COUNT(*) FROM {table} WHERE {where}",
             f"SELECT * FROM {table} WHERE {where} {limit}",
+            row_filter=where,
         )
     if test.kind == "unique":
         col_list = ", ".join(cols)
@@ -86,6 +91,7 @@ def build_test_query(conn: sa.Connection, model: SqlModel, test: DataTest) -> Te
             f"ORDER BY n_rows DESC, {col} {limit}",
             params={"accepted_values": [_bound(v) for v in test.values]},
             expanding=("accepted_values",),
+            row_filter=where,
         )
     if test.kind == "range":
         bounds, params = [], {}
@@ -100,6 +106,7 @@ def build_test_query(conn: sa.Connection, model: SqlModel, test: DataTest) -> Te
             f"SELECT COUNT(*) FROM {table} WHERE {where}",
             f"SELECT DISTINCT {col} FROM {table} WHERE {where} ORDER BY {col} {limit}",
             params=params,
+            row_filter=where,
         )
     if test.kind == "relationships":
         assert test.to is not None and test.field is not None
@@ -151,16 +158,44 @@ def _fetch(conn: sa.Connection, query: TestQuery, sql: str) -> tuple[list[str], 
     return list(result.keys()), [tuple(r) for r in result.fetchall()]
 
 
-def run_data_test(conn: sa.Connection, model: SqlModel, test: DataTest) -> TestOutcome:
-    """Run one test; a SQL error becomes a failed outcome carrying the error, not an exception."""
+def combined_row_count_query(conn: sa.Connection, model: SqlModel, queries: Sequence[TestQuery]) -> TestQuery:
+    """One scan counting the failing rows of several row-level tests (one column per test).
+
+    Bound parameters are renamed per test (``t<i>_<name>``) so equal names cannot collide.
+    """
+    table = quote_ident(conn, model.schema, model.name)
+    columns, params, expanding = [], {}, []
+    for i, query in enumerate(queries):
+        assert query.row_filter is not None
+        condition = query.row_filter
+        for name in sorted(query.params, key=len, reverse=True):
+            condition = re.sub(rf":{name}\b", f":t{i}_{name}", condition)
+            params[f"t{i}_{name}"] = query.params[name]
+        expanding.extend(f"t{i}_{name}" for name in query.expanding)
+        columns.append(f"COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)")
+    return TestQuery(
+        f"SELECT {', '.join(columns)} FROM {table}", "", params=params, expanding=tuple(expanding)
+    )
+
+
+def run_data_test(
+    conn: sa.Connection, model: SqlModel, test: DataTest, *, failing_rows: int | None = None
+) -> TestOutcome:
+    """Run one test; a SQL error becomes a failed outcome carrying the error, not an exception.
+
+    ``failing_rows`` is the count already taken by a combined scan; only samples are fetched then.
+    """
     query = build_test_query(conn, model, test)
     try:
         with conn.begin():  # rolled back on error, so the next test starts clean on PostgreSQL
-            _, rows = _fetch(conn, query, query.count_sql)
-            failing = int(rows[0][0] or 0)
             extra: dict[str, Any] = {}
-            if test.kind == "unique":
-                extra["duplicate_keys"] = int(rows[0][1] or 0)
+            if failing_rows is None:
+                _, rows = _fetch(conn, query, query.count_sql)
+                failing = int(rows[0][0] or 0)
+                if test.kind == "unique":
+                    extra["duplicate_keys"] = int(rows[0][1] or 0)
+            else:
+                failing = failing_rows
             samples: list[Any] = []
             if failing:
                 names, sample_rows = _fetch(conn, query, query.sample_sql)
@@ -186,4 +221,22 @@ def run_data_tests(
     if not tests:
         return []
     with warehouse.connect() as conn:
-        return [run_data_test(conn, model, test) for test in tests]
+        counts = _combined_row_counts(conn, model, tests)
+        return [run_data_test(conn, model, test, failing_rows=counts.get(test.name)) for test in tests]
+
+
+def _combined_row_counts(conn: sa.Connection, model: SqlModel, tests: Sequence[DataTest]) -> dict[str, int]:
+    """Failing-row counts of the row-level tests from one scan of the table instead of one each.
+
+    On a SQL error nothing is counted here, so each test runs alone and reports its own error.
+    """
+    row_level = [(t, q) for t in tests if (q := build_test_query(conn, model, t)).row_filter is not None]
+    if len(row_level) < 2:
+        return {}
+    query = combined_row_count_query(conn, model, [q for _, q in row_level])
+    try:
+        with conn.begin():
+            _, rows = _fetch(conn, query, query.count_sql)
+    except (sa.exc.DBAPIError, conn.dialect.loaded_dbapi.Error):
+        return {}
+    return {t.name: int(value or 0) for (t, _), value in zip(row_level, rows[0], strict=True)}

@@ -137,11 +137,31 @@ def transpile(sql: str, dialect: str) -> str:
     if dialect != "duckdb":
         raise ValueError(f"unsupported dialect {dialect!r}")
     try:
-        statements = sqlglot.transpile(
-            sql, read=READ_DIALECT, write="duckdb", unsupported_level=ErrorLevel.RAISE
-        )
+        parsed = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
+        if len(parsed) != 1:
+            raise SqlParseError(f"expected one statement, found {len(parsed)}")
+        tree = parsed[0].transform(_any_array_to_in)
+        return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
         raise SqlParseError(f"cannot translate to DuckDB: {str(exc).splitlines()[0]}") from exc
-    if len(statements) != 1:
-        raise SqlParseError(f"expected one statement, found {len(statements)}")
-    return statements[0]
+
+
+def _any_array_to_in(node: exp.Expression) -> exp.Expression:
+    """``x = ANY(ARRAY(SELECT ...))`` → ``x IN (SELECT ...)`` for DuckDB.
+
+    PostgreSQL evaluates an uncorrelated ARRAY(...) once and pushes the comparison down into
+    grouped subqueries (and onto indexes), which an ``IN (SELECT ...)`` sub-plan prevents; models
+    use it to recompute only the groups new rows touched. DuckDB cannot compare a value with a list
+    this way, and its scans need no push-down.
+    """
+    if (
+        isinstance(node, exp.EQ)
+        and isinstance(node.expression, exp.Any)
+        and isinstance(node.expression.this, exp.Paren)
+        and isinstance(node.expression.this.this, exp.Array)
+        and len(node.expression.this.this.expressions) == 1
+        and isinstance(node.expression.this.this.expressions[0], exp.Select)
+    ):
+        select = node.expression.this.this.expressions[0]
+        return exp.In(this=node.this.copy(), query=exp.Subquery(this=select.copy()))
+    return node

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from dbt_like_sql import (
     load_project,
     parse_model,
 )
-from dbt_like_sql.data_tests import build_test_query
+from dbt_like_sql.data_tests import build_test_query, combined_row_count_query
 from dbt_like_sql.lineage import SqlParseError, column_lineage, parse_query, referenced_tables, transpile
 from dbt_like_sql.materialize import definition_hash, index_name
 from resources.warehouse import WarehouseResource
@@ -474,3 +476,60 @@ columns:
     assert 'FROM s."user" WHERE "order" IS NOT NULL' in values_q.count_sql
     assert "0.5" not in range_q.count_sql and ":min_value" in range_q.count_sql
     assert str(range_q.params["min_value"]) == "0.5" and range_q.params["max_value"] == 9
+
+
+def test_any_array_becomes_in_subquery_on_duckdb() -> None:
+    sql = "SELECT k FROM s.t WHERE k = ANY(ARRAY(SELECT e.k FROM s.e AS e WHERE e.x > 1))"
+    assert transpile(sql, "postgresql") == sql
+    assert transpile(sql, "duckdb") == "SELECT k FROM s.t WHERE k IN (SELECT e.k FROM s.e AS e WHERE e.x > 1)"
+    with duckdb_engine_conn() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA s")
+        conn.exec_driver_sql("CREATE TABLE s.t AS SELECT * FROM (VALUES (1), (2), (3)) AS v(k)")
+        conn.exec_driver_sql("CREATE TABLE s.e AS SELECT * FROM (VALUES (2, 5), (3, 0)) AS v(k, x)")
+        assert conn.exec_driver_sql(transpile(sql, "duckdb")).fetchall() == [(2,)]
+
+
+def test_row_level_tests_share_one_scan_with_renamed_parameters() -> None:
+    model = parse(
+        """
+schema: s
+columns:
+  a: {tests: [not_null, {range: {min: 0, max: 10}}]}
+  b: {tests: [{accepted_values: {values: [x, y]}}]}
+  c: {tests: [{range: {min: 1}}, unique]}
+""",
+        sql="SELECT a, b, c FROM raw.src",
+        stem="m",
+    )
+    with duckdb_engine_conn() as conn:
+        queries = [build_test_query(conn, model, t) for t in model.tests]
+        row_level = [q for q in queries if q.row_filter is not None]
+        combined = combined_row_count_query(conn, model, row_level)
+        assert len(row_level) == 4  # unique needs a grouping, it runs on its own
+        assert combined.count_sql.count("SUM(CASE WHEN") == 4 and combined.count_sql.count("FROM s.m") == 1
+        assert combined.params == {
+            "t1_min_value": 0,
+            "t1_max_value": 10,
+            "t2_accepted_values": ["x", "y"],
+            "t3_min_value": 1,
+        }
+        assert combined.expanding == ("t2_accepted_values",)
+        conn.exec_driver_sql("CREATE SCHEMA s")
+        conn.exec_driver_sql(
+            "CREATE TABLE s.m AS SELECT * FROM "
+            "(VALUES (NULL, 'x', 1), (11, 'z', 0), (5, 'y', 2), (-1, 'q', 3)) AS v(a, b, c)"
+        )
+        from dbt_like_sql.data_tests import _fetch
+
+        _, rows = _fetch(conn, combined, combined.count_sql)
+        assert rows == [(1, 2, 2, 1)]  # a NULL; a 11 and -1 out of range; b z and q; c 0 < 1
+
+
+@contextlib.contextmanager
+def duckdb_engine_conn() -> Iterator[sa.Connection]:
+    engine = sa.create_engine("duckdb:///:memory:")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
