@@ -182,6 +182,16 @@ def _check_result(model: SqlModel, outcome: TestOutcome) -> AssetCheckResult:
     )
 
 
+def model_pool(model: SqlModel) -> str:
+    """The concurrency pool of a model: one per relation.
+
+    With the instance's default pool limit of 1, two runs never build the same model at once: two
+    concurrent incremental merges could both insert the same new rows, and downstream high-water
+    marks (``merged_at``) rely on a model's merges following one another.
+    """
+    return f"sql_model/{model.schema}.{model.name}"
+
+
 def build_sql_model_asset(
     model: SqlModel,
     *,
@@ -203,6 +213,7 @@ def build_sql_model_asset(
         required_resource_keys={resource_key},
         op_tags={"kind": "sql"},
         retry_policy=retry_policy,
+        pool=model_pool(model),
     )
     @fail_fast_on_permanent_errors
     def _model_asset(

@@ -38,7 +38,8 @@ def test_sensors_and_schedules_are_on_by_default() -> None:
 def test_domain_lineage_reaches_marts_and_indices() -> None:
     graph = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
     assert AssetKey(["raw", "commerce_events"]) in graph[AssetKey(["stg", "commerce_events"])]
-    assert AssetKey(["stg", "commerce_events"]) in graph[AssetKey(["mart", "commerce_daily_metrics"])]
+    assert AssetKey(["stg", "commerce_events"]) in graph[AssetKey(["stg", "commerce_session_days"])]
+    assert AssetKey(["stg", "commerce_session_days"]) in graph[AssetKey(["mart", "commerce_daily_metrics"])]
     assert {AssetKey(["raw", "usage_events"]), AssetKey(["raw", "usage_event_files"])} <= graph[
         AssetKey(["stg", "usage_events"])
     ]

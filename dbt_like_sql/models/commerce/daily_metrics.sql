@@ -23,28 +23,24 @@ columns:
   revenue: {description: Sum of total_amount, tests: [not_null, {range: {min: 0}}]}
   conversion_rate_pct: {description: orders / sessions in percent, tests: [not_null, {range: {min: 0, max: 100}}]}
 --- */
+-- From stg.commerce_session_days: one row per (session, day), so sessions per day is a row count
+-- and orders (sessions with a purchase that day) a conditional one.
 SELECT
     event_date,
-    CAST(COUNT(*) AS BIGINT) AS events,
-    CAST(SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS BIGINT) AS page_views,
-    CAST(SUM(CASE WHEN event_type = 'search' THEN 1 ELSE 0 END) AS BIGINT) AS searches,
-    CAST(SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS BIGINT) AS add_to_carts,
-    CAST(SUM(CASE WHEN event_type = 'remove_from_cart' THEN 1 ELSE 0 END) AS BIGINT) AS remove_from_carts,
-    CAST(SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS BIGINT) AS transactions,
+    CAST(SUM(events) AS BIGINT) AS events,
+    CAST(SUM(page_views) AS BIGINT) AS page_views,
+    CAST(SUM(searches) AS BIGINT) AS searches,
+    CAST(SUM(add_to_carts) AS BIGINT) AS add_to_carts,
+    CAST(SUM(remove_from_carts) AS BIGINT) AS remove_from_carts,
+    CAST(SUM(purchases) AS BIGINT) AS transactions,
     CAST(COUNT(DISTINCT user_id) AS BIGINT) AS unique_users,
-    CAST(COUNT(DISTINCT session_id) AS BIGINT) AS sessions,
-    CAST(COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN session_id END) AS BIGINT) AS orders,
-    CAST(COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN total_amount END), 0) AS NUMERIC(18, 2))
-        AS revenue,
+    CAST(COUNT(*) AS BIGINT) AS sessions,
+    CAST(SUM(CASE WHEN purchases > 0 THEN 1 ELSE 0 END) AS BIGINT) AS orders,
+    CAST(SUM(revenue) AS NUMERIC(18, 2)) AS revenue,
     CAST(
-        ROUND(
-            CAST(
-                COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN session_id END) * 100.0
-                / COUNT(DISTINCT session_id) AS NUMERIC(38, 10)
-            ),
-            2
-        ) AS NUMERIC(5, 2)
+        ROUND(CAST(SUM(CASE WHEN purchases > 0 THEN 1 ELSE 0 END) * 100.0 / COUNT(*) AS NUMERIC(38, 10)), 2)
+        AS NUMERIC(5, 2)
     ) AS conversion_rate_pct,
     CAST(NOW() AT TIME ZONE 'UTC' AS TIMESTAMP) AS updated_at
-FROM stg.commerce_events
+FROM stg.commerce_session_days
 GROUP BY event_date

@@ -16,14 +16,15 @@ columns:
   first_event_at: {description: Earliest event of the type (UTC)}
   last_event_at: {description: Latest event of the type (UTC)}
 --- */
+-- From stg.commerce_user_event_types: one row per (user, type), so distinct users are a row count.
 SELECT
     event_type,
-    CAST(COUNT(*) AS BIGINT) AS events,
-    CAST(ROUND(CAST(COUNT(*) * 100.0 / SUM(COUNT(*)) OVER () AS NUMERIC(38, 10)), 2) AS NUMERIC(5, 2))
+    CAST(SUM(events) AS BIGINT) AS events,
+    CAST(ROUND(CAST(SUM(events) * 100.0 / SUM(SUM(events)) OVER () AS NUMERIC(38, 10)), 2) AS NUMERIC(5, 2))
         AS share_pct,
-    CAST(COUNT(DISTINCT user_id) AS BIGINT) AS unique_users,
-    MIN(event_timestamp) AS first_event_at,
-    MAX(event_timestamp) AS last_event_at,
+    CAST(COUNT(*) AS BIGINT) AS unique_users,
+    MIN(first_event_at) AS first_event_at,
+    MAX(last_event_at) AS last_event_at,
     CAST(NOW() AT TIME ZONE 'UTC' AS TIMESTAMP) AS updated_at
-FROM stg.commerce_events
+FROM stg.commerce_user_event_types
 GROUP BY event_type

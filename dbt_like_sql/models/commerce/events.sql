@@ -4,13 +4,15 @@ name: commerce_events
 group: commerce
 materialized: incremental
 unique_key: [event_id]
-# New raw rows by ingest time, with a look-back so a batch committed late by a concurrent run is
-# still picked up. Rows of the look-back already staged with the same or a smaller source_key are
-# skipped (an index probe), so a refresh right after a large backlog merges only what is new; a
-# copy with a smaller source_key still replaces the staged one, as a full refresh would.
+# New raw rows = rows of ingest batches not staged yet. Every raw batch (a Kafka range commit, a
+# landed file) shares one ingest_at, so a batch is staged when some staged row carries its
+# ingest_at; the 15-minute look-back only bounds the scan (a batch committed late by a concurrent
+# run is still inside it). Rows already staged with the same or a smaller source_key are skipped,
+# so a copy with a smaller source_key still replaces the staged one, as a full refresh would.
 incremental_predicate: >-
   ingest_at >= (SELECT COALESCE(MAX(ingest_at), TIMESTAMP '1970-01-01') FROM {{ this }})
   - INTERVAL '15 minutes'
+  AND NOT EXISTS (SELECT 1 FROM {{ this }} AS batch WHERE batch.ingest_at = src.ingest_at)
   AND NOT EXISTS (
     SELECT 1 FROM {{ this }} AS staged
     WHERE staged.event_id = src.event_id AND staged.source_key <= src.source_key
@@ -21,7 +23,7 @@ description: >
   keeps its first copy (smallest source_key). Amounts are NUMERIC; timestamps are UTC.
 owners: ["team:commerce"]
 tags: {layer: stg, domain: commerce}
-indexes: [[event_id], [event_timestamp], [user_id], [product_id], [event_type, event_date], [ingest_at]]
+indexes: [[event_id], [event_timestamp], [user_id], [session_id], [product_id, event_timestamp, event_id], [event_type, event_date], [ingest_at], [merged_at]]
 automation: eager
 columns:
   event_id: {description: Event UUID from the producer, tests: [not_null, unique]}
@@ -40,6 +42,12 @@ columns:
   total_amount: {description: Amount paid (purchases only), tests: [{range: {min: 0}}]}
   source_key: {description: "kafka/<topic>/<partition>/<offset> or file/<file key>/<line>"}
   ingest_at: {description: When the raw row was loaded, tests: [not_null]}
+  merged_at:
+    description: >-
+      When the row was merged into staging (the merge's transaction time; merges of one model never
+      overlap, so it only grows). Downstream incremental models read the rows merged after their
+      own high-water mark.
+    tests: [not_null]
 --- */
 SELECT
     CAST(r.event_id AS VARCHAR(128)) AS event_id,
@@ -62,7 +70,8 @@ SELECT
     CAST(r.source_offset AS BIGINT) AS source_offset,
     CAST(r.source_timestamp AS TIMESTAMP) AS source_timestamp,
     CAST(r.ingest_at AS TIMESTAMP) AS ingest_at,
-    CAST(r.ingest_batch AS VARCHAR(100)) AS ingest_batch
+    CAST(r.ingest_batch AS VARCHAR(100)) AS ingest_batch,
+    CAST(NOW() AT TIME ZONE 'UTC' AS TIMESTAMP) AS merged_at
 FROM raw.commerce_events AS r
 WHERE
     r.event_id IS NOT NULL

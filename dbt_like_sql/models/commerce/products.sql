@@ -18,29 +18,41 @@ columns:
   first_seen_at: {description: First event mentioning the product (UTC)}
   last_seen_at: {description: Latest event mentioning the product (UTC)}
 --- */
+-- Index-driven: the distinct product ids are walked through the index on product_id (one probe per
+-- product, a "loose index scan"), and each product's latest and first event are one probe each on
+-- (product_id, event_timestamp, event_id), so a refresh costs per product, not per event.
+WITH RECURSIVE product_ids AS (
+    SELECT MIN(product_id) AS product_id
+    FROM stg.commerce_events
+    UNION ALL
+    SELECT (
+        SELECT MIN(e.product_id) FROM stg.commerce_events AS e WHERE e.product_id > product_ids.product_id
+    ) AS product_id
+    FROM product_ids
+    WHERE product_ids.product_id IS NOT NULL
+)
 SELECT
-    latest.product_id,
+    p.product_id,
     latest.product_name,
     latest.category,
     latest.price,
     seen.first_seen_at,
-    seen.last_seen_at
-FROM (
-    SELECT DISTINCT ON (product_id)
-        product_id,
-        product_name,
-        product_category AS category,
-        product_price AS price
-    FROM stg.commerce_events
-    WHERE product_id IS NOT NULL
-    ORDER BY product_id, event_timestamp DESC, event_id DESC
-) AS latest
-JOIN (
+    latest.last_seen_at
+FROM product_ids AS p
+CROSS JOIN LATERAL (
     SELECT
-        product_id,
-        MIN(event_timestamp) AS first_seen_at,
-        MAX(event_timestamp) AS last_seen_at
-    FROM stg.commerce_events
-    WHERE product_id IS NOT NULL
-    GROUP BY product_id
-) AS seen ON seen.product_id = latest.product_id
+        e.product_name,
+        e.product_category AS category,
+        e.product_price AS price,
+        e.event_timestamp AS last_seen_at
+    FROM stg.commerce_events AS e
+    WHERE e.product_id = p.product_id
+    ORDER BY e.event_timestamp DESC, e.event_id DESC
+    LIMIT 1
+) AS latest
+CROSS JOIN LATERAL (
+    SELECT MIN(e.event_timestamp) AS first_seen_at
+    FROM stg.commerce_events AS e
+    WHERE e.product_id = p.product_id
+) AS seen
+WHERE p.product_id IS NOT NULL

@@ -4,16 +4,16 @@ name: commerce_transactions
 group: commerce
 materialized: incremental
 unique_key: [transaction_id]
+# Purchases merged into stg.commerce_events after this table's high-water mark.
 incremental_predicate: >-
-  ingest_at >= (SELECT COALESCE(MAX(ingest_at), TIMESTAMP '1970-01-01') FROM {{ this }})
-  - INTERVAL '15 minutes'
+  merged_at > (SELECT COALESCE(MAX(merged_at), TIMESTAMP '1970-01-01') FROM {{ this }})
 description: >
   Purchases (seed table `transactions`): one row per purchase event, transaction_id = event_id,
   with the product's catalogue category. Checkout of a cart with several products emits one
   purchase per product, all in the same session.
 owners: ["team:commerce"]
 tags: {layer: stg, domain: commerce}
-indexes: [[transaction_id], [product_id], [category], [transaction_date], [user_id]]
+indexes: [[transaction_id], [product_id], [category], [transaction_date], [user_id], [merged_at]]
 automation: eager
 columns:
   transaction_id: {description: Transaction id (the purchase event id), tests: [not_null, unique]}
@@ -43,7 +43,8 @@ SELECT
     e.payment_method,
     e.event_timestamp AS transaction_timestamp,
     e.event_date AS transaction_date,
-    e.ingest_at
+    e.ingest_at,
+    e.merged_at
 FROM stg.commerce_events AS e
 LEFT JOIN stg.commerce_products AS p ON p.product_id = e.product_id
 WHERE e.event_type = 'purchase'
