@@ -19,7 +19,7 @@ from assets.commerce.raw_events import (
     raw_commerce_event_files,
     raw_commerce_events,
 )
-from resources.settings import setting, setting_int
+from resources.settings import setting, setting_bool, setting_int
 from sensors.file_drop import build_file_drop_sensor
 from sensors.kafka_offsets import build_kafka_offsets_sensor
 
@@ -30,6 +30,22 @@ commerce_kafka_ingest_job = define_asset_job(
     selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER),
     executor_def=in_process_executor,
     description="Consume the Kafka offset ranges given in the run config into raw.commerce_events.",
+    tags={"domain": COMMERCE_DOMAIN},
+)
+
+# The run that catches up with the topic also rebuilds everything downstream (staging, marts)
+# in the same process: one run launch per streaming cycle instead of an ingest run followed by an
+# automation run. Each SQL model has its own concurrency pool, so overlapping runs build a model
+# one after the other; automation still refreshes after backlog runs and landed files.
+commerce_kafka_ingest_and_refresh_job = define_asset_job(
+    "commerce_kafka_ingest_and_refresh",
+    selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER)
+    | AssetSelection.assets(RAW_COMMERCE_EVENTS).downstream(),
+    executor_def=in_process_executor,
+    description=(
+        "Consume the Kafka offset ranges given in the run config into raw.commerce_events, then "
+        "rebuild the commerce staging tables and marts."
+    ),
     tags={"domain": COMMERCE_DOMAIN},
 )
 
@@ -45,8 +61,11 @@ commerce_kafka_sensor = build_kafka_offsets_sensor(
     minimum_interval_seconds=setting_int("COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS"),
     description=(
         "Requests runs of commerce_kafka_ingest for the offset ranges of the commerce topic that the "
-        "warehouse ledger (raw.kafka_offsets) does not cover yet."
+        "warehouse ledger (raw.kafka_offsets) does not cover yet; the run that catches up with the "
+        "topic is a commerce_kafka_ingest_and_refresh run (COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP)."
     ),
+    catch_up_job=commerce_kafka_ingest_and_refresh_job,
+    use_catch_up_job=lambda: setting_bool("COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP"),
 )
 
 commerce_file_drop_sensor = build_file_drop_sensor(
@@ -60,6 +79,6 @@ commerce_file_drop_sensor = build_file_drop_sensor(
 
 defs = Definitions(
     assets=[raw_commerce_events, raw_commerce_event_files],
-    jobs=[commerce_kafka_ingest_job],
+    jobs=[commerce_kafka_ingest_job, commerce_kafka_ingest_and_refresh_job],
     sensors=[commerce_kafka_sensor, commerce_file_drop_sensor],
 )

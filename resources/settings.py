@@ -72,6 +72,11 @@ SETTINGS: tuple[Setting, ...] = (
         "A run unfinished after this many seconds no longer blocks its range from being requested again",
     ),
     Setting(
+        "COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP",
+        "true",
+        "When one ingest run catches up with the topic, it also rebuilds the commerce staging and marts",
+    ),
+    Setting(
         "COMMERCE_MAX_EVENT_BYTES",
         "65536",
         "Larger commerce messages go to the dead-letter table as oversized_payload",
@@ -158,6 +163,16 @@ def setting(name: str) -> str:
 def setting_int(name: str) -> int:
     """A registered setting read as an integer."""
     return int(setting(name))
+
+
+def setting_bool(name: str) -> bool:
+    """A registered setting read as a flag (true/false, yes/no, on/off, 1/0)."""
+    value = setting(name).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean (use true or false)")
 
 
 def setting_float(name: str) -> float:

@@ -199,17 +199,22 @@ def build_kafka_offsets_sensor(
     minimum_interval_seconds: int,
     description: str,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    catch_up_job: ExecutableDefinition | None = None,
+    use_catch_up_job: Callable[[], bool] = lambda: False,
 ) -> SensorDefinition:
     """A sensor requesting ``job`` runs for the missing offset ranges of ``topic()``.
 
     Settings are callables so they are read at tick time (environment of the daemon).
     ``run_config(topic, ranges)`` builds the run config that makes the run consume exactly those
-    ranges.
+    ranges. ``catch_up_job`` (same ingest op and config, plus the models downstream) replaces
+    ``job`` for the one run that catches up with the topic, when ``use_catch_up_job()``: in steady
+    streaming every cycle is then one run launch instead of an ingest run plus an automation run.
     """
+    jobs = [job] if catch_up_job is None else [job, catch_up_job]
 
     @sensor(
         name=name,
-        job=job,
+        jobs=jobs,
         description=description,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
@@ -253,6 +258,9 @@ def build_kafka_offsets_sensor(
                 ),
                 cursor=cursor,
             )
+        # One run reaching every partition's end (nothing deferred): the feed is caught up.
+        catching_up = catch_up_job is not None and len(plan.runs) == 1 and plan.deferred_offsets == 0
+        target = catch_up_job if catching_up and use_catch_up_job() else job
         requests = []
         for planned in plan.runs:
             range_key = planned.range_key(topic_name)
@@ -260,6 +268,7 @@ def build_kafka_offsets_sensor(
             requests.append(
                 RunRequest(
                     run_key=f"{range_key}#{attempts + 1}",
+                    job_name=target.name,
                     run_config=dict(run_config(topic_name, planned.ranges)),
                     tags={
                         PIPELINE_TAG: pipeline,
@@ -273,7 +282,7 @@ def build_kafka_offsets_sensor(
             )
         requested = sum(r.offsets for r in plan.runs)
         context.log.info(
-            f"{topic_name}: requesting {len(requests)} run(s) for {requested} offsets "
+            f"{topic_name}: requesting {len(requests)} {target.name} run(s) for {requested} offsets "
             f"({plan.missing_offsets} missing, {plan.deferred_offsets} deferred to later ticks)"
         )
         return SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,123 @@
+"""The Kafka run that catches up with the topic also rebuilds staging and marts (real Kafka + PostgreSQL).
+
+Backlog runs only ingest; the single run reaching every partition's end runs
+``commerce_kafka_ingest_and_refresh``. The marts it leaves behind, after incremental merges over
+several batches, must equal values computed independently from the produced events.
+"""
+
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, RunRequest, SensorResult, build_sensor_context
+
+from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
+from orchestration.commerce import commerce_kafka_sensor
+from resources.kafka import KafkaResource
+from resources.warehouse import WarehouseResource, dispose_engines
+from services import ConnectionInfo
+from tests.integration.test_commerce_helpers import (
+    START,
+    assert_marts,
+    commerce_graph,
+    resources_for,
+    rows,
+    valid,
+)
+
+CATCH_UP_JOB = "commerce_kafka_ingest_and_refresh"
+INGEST_JOB = "commerce_kafka_ingest"
+
+
+@pytest.fixture
+def pg(pg_database_url: str):
+    yield WarehouseResource(url=pg_database_url)
+    dispose_engines()
+
+
+@pytest.fixture
+def kafka(kafka_server: ConnectionInfo) -> KafkaResource:
+    return KafkaResource(bootstrap_servers=kafka_server.url, client_id="afluente-tests")
+
+
+@pytest.fixture
+def topic_env(kafka_topic: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("COMMERCE_KAFKA_TOPIC", kafka_topic)
+    monkeypatch.setenv("COMMERCE_KAFKA_MAX_EVENTS_PER_RUN", "400")
+    monkeypatch.setenv("COMMERCE_KAFKA_MAX_RUNS_PER_TICK", "50")
+    return kafka_topic
+
+
+def _produce(kafka: KafkaResource, topic: str, n: int, seed: int) -> list[GeneratedEvent]:
+    events = list(generate_events(n, seed=seed, bad_share=0.02, start=START, events_per_second=2))
+    assert produce_to_kafka(iter(events), kafka.bootstrap_servers, topic).sent == n
+    return events
+
+
+def _tick(instance: DagsterInstance, resources: dict) -> list[RunRequest]:
+    context = build_sensor_context(
+        instance=instance, resources={"kafka": resources["kafka"], "warehouse": resources["warehouse"]}
+    )
+    result = commerce_kafka_sensor(context)
+    assert isinstance(result, SensorResult), result
+    return list(result.run_requests or [])
+
+
+def _run(instance: DagsterInstance, resources: dict, request: RunRequest) -> set[AssetKey]:
+    """Execute the request's job as the daemon would; the asset keys it materialized."""
+    job = commerce_graph(resources).resolve_job_def(request.job_name)
+    result = job.execute_in_process(
+        run_config=request.run_config, instance=instance, tags=request.tags, raise_on_error=False
+    )
+    assert result.success
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed == [], failed
+    return {m.asset_key for m in result.get_asset_materialization_events() if m.asset_key}
+
+
+def test_the_catching_up_run_rebuilds_the_marts_and_backlog_runs_only_ingest(
+    kafka: KafkaResource, topic_env: str, pg: WarehouseResource, tmp_path: Path
+) -> None:
+    resources = resources_for(pg, tmp_path / "landing", kafka.bootstrap_servers)
+    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+
+    # A small batch fits one run: that run catches up, so it refreshes everything downstream.
+    produced = _produce(kafka, topic_env, 300, seed=31)
+    (first,) = _tick(instance, resources)
+    assert first.job_name == CATCH_UP_JOB
+    built = _run(instance, resources, first)
+    assert {AssetKey(["stg", "commerce_events"]), AssetKey(["mart", "commerce_summary"])} <= built
+    assert_marts(pg, valid(produced))
+
+    # A backlog of several runs: each only ingests (they run in parallel; automation follows them).
+    produced += _produce(kafka, topic_env, 1500, seed=32)
+    backlog = _tick(instance, resources)
+    assert len(backlog) > 1 and {r.job_name for r in backlog} == {INGEST_JOB}
+    for request in backlog:
+        assert _run(instance, resources, request) == {
+            AssetKey(["raw", "commerce_events"]),
+            AssetKey(["raw", "commerce_events_dead_letter"]),
+        }
+
+    # The next small batch catches up again; its run merges the backlog and itself incrementally.
+    produced += _produce(kafka, topic_env, 200, seed=33)
+    (last,) = _tick(instance, resources)
+    assert last.job_name == CATCH_UP_JOB
+    _run(instance, resources, last)
+    assert_marts(pg, valid(produced))
+    (staged,) = rows(pg, "SELECT COUNT(*) AS n, COUNT(DISTINCT merged_at) AS merges FROM stg.commerce_events")
+    assert staged["n"] == len({e["event_id"] for e in valid(produced)}) and staged["merges"] == 2
+
+
+def test_catch_up_refresh_can_be_switched_off(
+    kafka: KafkaResource,
+    topic_env: str,
+    pg: WarehouseResource,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP", "false")
+    resources = resources_for(pg, tmp_path / "landing", kafka.bootstrap_servers)
+    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    _produce(kafka, topic_env, 100, seed=34)
+    (request,) = _tick(instance, resources)
+    assert request.job_name == INGEST_JOB
