@@ -59,9 +59,22 @@ def _bound(value: Any) -> Any:
     return value
 
 
+_THIS_RE = re.compile(r"\{\{\s*this\s*\}\}")
+
+
+def tested_rows(conn: sa.Connection, model: SqlModel, alias: str | None = None) -> str:
+    """What the tests read (a FROM item): the model's relation, or the rows its ``tests_where`` selects."""
+    table = quote_ident(conn, model.schema, model.name)
+    if not model.tests_where:
+        return f"{table} AS {alias}" if alias else table
+    condition = _THIS_RE.sub(lambda _: table, model.tests_where)
+    rows = transpile(f"SELECT * FROM {table} WHERE {condition}", conn.dialect.name)
+    return f"({rows}) AS {alias or 'tested'}"
+
+
 def build_test_query(conn: sa.Connection, model: SqlModel, test: DataTest) -> TestQuery:
     """The failing-rows SQL for ``test`` on ``model``, for the connection's dialect."""
-    table = quote_ident(conn, model.schema, model.name)
+    table = tested_rows(conn, model)
     cols = [quote_ident(conn, c) for c in test.columns]
     limit = f"LIMIT {SAMPLE_LIMIT}"
     if test.kind == "not_null":
@@ -112,13 +125,14 @@ def build_test_query(conn: sa.Connection, model: SqlModel, test: DataTest) -> Te
         assert test.to is not None and test.field is not None
         parent = quote_ident(conn, *test.to)
         ref = quote_ident(conn, test.field)
+        child = tested_rows(conn, model, "child")
         where = (
             f"child.{col} IS NOT NULL AND NOT EXISTS "
             f"(SELECT 1 FROM {parent} AS parent WHERE parent.{ref} = child.{col})"
         )
         return TestQuery(
-            f"SELECT COUNT(*) FROM {table} AS child WHERE {where}",
-            f"SELECT DISTINCT child.{col} FROM {table} AS child WHERE {where} ORDER BY child.{col} {limit}",
+            f"SELECT COUNT(*) FROM {child} WHERE {where}",
+            f"SELECT DISTINCT child.{col} FROM {child} WHERE {where} ORDER BY child.{col} {limit}",
         )
     if test.kind == "expression_is_true":
         # Like dbt: a row fails when the expression is false; NULL is left to not_null tests.
@@ -163,7 +177,7 @@ def combined_row_count_query(conn: sa.Connection, model: SqlModel, queries: Sequ
 
     Bound parameters are renamed per test (``t<i>_<name>``) so equal names cannot collide.
     """
-    table = quote_ident(conn, model.schema, model.name)
+    table = tested_rows(conn, model)
     columns, params, expanding = [], {}, []
     for i, query in enumerate(queries):
         assert query.row_filter is not None

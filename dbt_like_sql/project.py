@@ -48,6 +48,7 @@ _MODEL_KEYS = {
     "owners",
     "tags",
     "incremental_predicate",
+    "tests_where",
     "columns",
     "tests",
     "automation",
@@ -126,6 +127,9 @@ class SqlModel:
     owners: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     incremental_predicate: str | None = None
+    # Rows the data tests look at (``{{ this }}`` = the model), e.g. the latest merge of an
+    # incremental model: rows no build touched were tested when they were written.
+    tests_where: str | None = None
     columns: Mapping[str, ColumnConfig] = field(default_factory=dict)
     tests: tuple[DataTest, ...] = ()
     automation: Automation | None = None
@@ -239,6 +243,11 @@ def parse_model(text: str, path: Path | str = "<string>", *, default_group: str 
         elif not isinstance(predicate, str) or not predicate.strip():
             err.add("incremental_predicate must be a non-empty SQL boolean expression string")
 
+    tests_where = config.get("tests_where")
+    if tests_where is not None and (not isinstance(tests_where, str) or not tests_where.strip()):
+        err.add("tests_where must be a non-empty SQL boolean expression string")
+        tests_where = None
+
     description = config.get("description")
     if description is not None and not isinstance(description, str):
         err.add("description must be a string")
@@ -272,6 +281,11 @@ def parse_model(text: str, path: Path | str = "<string>", *, default_group: str 
             lineage.parse_condition(_THIS_RE.sub("__this__", predicate))
         except lineage.SqlParseError as exc:
             err.add(f"incremental_predicate does not parse: {exc}")
+    if tests_where:
+        try:
+            lineage.parse_condition(_THIS_RE.sub("__this__", tests_where))
+        except lineage.SqlParseError as exc:
+            err.add(f"tests_where does not parse: {exc}")
 
     err.raise_if_any()
     assert expression is not None
@@ -313,6 +327,7 @@ def parse_model(text: str, path: Path | str = "<string>", *, default_group: str 
         owners=tuple(owners),
         tags=tags,
         incremental_predicate=predicate,
+        tests_where=tests_where,
         columns=columns,
         tests=tests,
         automation=automation,

@@ -533,3 +533,38 @@ def duckdb_engine_conn() -> Iterator[sa.Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def test_tests_where_scopes_every_data_test_to_the_selected_rows() -> None:
+    model = parse(
+        """
+schema: s
+tests_where: "batch = (SELECT MAX(batch) FROM {{ this }})"
+columns:
+  a: {tests: [not_null, unique, {range: {min: 0}}, {relationships: {to: s.p, field: a}}]}
+""",
+        sql="SELECT a, batch FROM raw.src",
+        stem="m",
+    )
+    assert model.tests_where == "batch = (SELECT MAX(batch) FROM {{ this }})"
+    with duckdb_engine_conn() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA s")
+        # Batch 1 breaks every test; batch 2 (the latest) is clean.
+        conn.exec_driver_sql(
+            "CREATE TABLE s.m AS SELECT * FROM "
+            "(VALUES (NULL, 1), (-5, 1), (-5, 1), (9, 1), (1, 2), (2, 2)) AS v(a, batch)"
+        )
+        conn.exec_driver_sql("CREATE TABLE s.p AS SELECT * FROM (VALUES (1), (2)) AS v(a)")
+        conn.commit()
+        from dbt_like_sql.data_tests import _combined_row_counts, run_data_test
+
+        assert [run_data_test(conn, model, t).failing_rows for t in model.tests] == [0, 0, 0, 0]
+        assert _combined_row_counts(conn, model, model.tests) == {"not_null__a": 0, "range__a": 0}
+        conn.exec_driver_sql("INSERT INTO s.m VALUES (NULL, 3), (7, 3), (7, 3)")
+        conn.commit()
+        assert [run_data_test(conn, model, t).failing_rows for t in model.tests] == [1, 2, 0, 2]
+
+
+def test_tests_where_must_parse() -> None:
+    with pytest.raises(SqlProjectError, match="tests_where does not parse"):
+        parse("schema: s\ntests_where: 'a = = 1'", sql="SELECT a FROM raw.src", stem="m")
