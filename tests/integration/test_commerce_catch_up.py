@@ -13,8 +13,7 @@ from dagster import AssetKey, DagsterInstance, RunRequest, SensorResult, build_s
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
-from resources.warehouse import WarehouseResource, dispose_engines
-from services import ConnectionInfo
+from resources.warehouse import WarehouseResource
 from tests.integration.test_commerce_helpers import (
     START,
     assert_marts,
@@ -26,25 +25,6 @@ from tests.integration.test_commerce_helpers import (
 
 CATCH_UP_JOB = "commerce_kafka_ingest_and_refresh"
 INGEST_JOB = "commerce_kafka_ingest"
-
-
-@pytest.fixture
-def pg(pg_database_url: str):
-    yield WarehouseResource(url=pg_database_url)
-    dispose_engines()
-
-
-@pytest.fixture
-def kafka(kafka_server: ConnectionInfo) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=kafka_server.url, client_id="afluente-tests")
-
-
-@pytest.fixture
-def topic_env(kafka_topic: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("COMMERCE_KAFKA_TOPIC", kafka_topic)
-    monkeypatch.setenv("COMMERCE_KAFKA_MAX_EVENTS_PER_RUN", "400")
-    monkeypatch.setenv("COMMERCE_KAFKA_MAX_RUNS_PER_TICK", "50")
-    return kafka_topic
 
 
 def _produce(kafka: KafkaResource, topic: str, n: int, seed: int) -> list[GeneratedEvent]:

@@ -32,9 +32,8 @@ from assets.commerce.raw_events import consumer_settings
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
-from resources.warehouse import WarehouseResource, dispose_engines
+from resources.warehouse import WarehouseResource
 from sensors.kafka_offsets import RANGE_KEY_TAG, RANGES_TAG
-from services import ConnectionInfo
 from tests.integration.test_commerce_helpers import (
     START,
     assert_marts,
@@ -54,25 +53,6 @@ REASON_OF_KIND = {
     "oversized": "oversized_payload",
     "not_an_object": "not_a_json_object",
 }
-
-
-@pytest.fixture
-def pg(pg_database_url: str):
-    yield WarehouseResource(url=pg_database_url)
-    dispose_engines()
-
-
-@pytest.fixture
-def kafka(kafka_server: ConnectionInfo) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=kafka_server.url, client_id="afluente-tests")
-
-
-@pytest.fixture
-def topic_env(kafka_topic: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("COMMERCE_KAFKA_TOPIC", kafka_topic)
-    monkeypatch.setenv("COMMERCE_KAFKA_MAX_EVENTS_PER_RUN", "400")
-    monkeypatch.setenv("COMMERCE_KAFKA_MAX_RUNS_PER_TICK", "50")
-    return kafka_topic
 
 
 def _produce(
