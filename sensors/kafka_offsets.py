@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import (
@@ -186,6 +187,22 @@ def in_flight_ranges(
     return ranges
 
 
+def catch_up_in_flight(
+    context: SensorEvaluationContext, pipeline: str, topic: str, job_name: str, timeout_s: float
+) -> bool:
+    """Whether a ``job_name`` run of this pipeline and topic is in flight (younger than ``timeout_s``)."""
+    records = context.instance.get_run_records(
+        filters=RunsFilter(
+            job_name=job_name,
+            tags={PIPELINE_TAG: pipeline, TOPIC_TAG: topic},
+            statuses=IN_FLIGHT_STATUSES,
+            created_after=datetime.now(UTC) - timedelta(seconds=timeout_s),
+        ),
+        limit=1,
+    )
+    return bool(records)
+
+
 def build_kafka_offsets_sensor(
     *,
     name: str,
@@ -261,6 +278,20 @@ def build_kafka_offsets_sensor(
         # One run reaching every partition's end (nothing deferred): the feed is caught up.
         catching_up = catch_up_job is not None and len(plan.runs) == 1 and plan.deferred_offsets == 0
         target = catch_up_job if catching_up and use_catch_up_job() else job
+        if (
+            catch_up_job is not None
+            and target is catch_up_job
+            and catch_up_in_flight(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s())
+        ):
+            # Coalesce: the next refresh run takes everything that arrives meanwhile, instead of
+            # a queue of runs each rebuilding the same models one after the other.
+            return SensorResult(
+                skip_reason=SkipReason(
+                    f"{topic_name}: {plan.missing_offsets} new offsets wait for the {catch_up_job.name} "
+                    "run in flight"
+                ),
+                cursor=cursor,
+            )
         requests = []
         for planned in plan.runs:
             range_key = planned.range_key(topic_name)

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SensorResult, build_sensor_context
 
+from assets.commerce.ledger import parse_ranges
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
 from resources.warehouse import WarehouseResource
+from sensors.kafka_offsets import RANGES_TAG
 from tests.integration.test_commerce_helpers import (
     START,
     assert_marts,
@@ -84,6 +86,22 @@ def test_the_catching_up_run_rebuilds_the_marts_and_backlog_runs_only_ingest(
     assert last.job_name == CATCH_UP_JOB
     _run(instance, resources, last)
     assert_marts(pg, valid(produced))
+
+    # While a refresh run is queued or running, new offsets wait for the next one (coalesced)
+    # instead of queueing runs that would each rebuild the same models.
+    _produce(kafka, topic_env, 50, seed=35)
+    (pending_request,) = _tick(instance, resources)
+    job = commerce_graph(resources).resolve_job_def(CATCH_UP_JOB)
+    pending = instance.create_run_for_job(
+        job, run_config=pending_request.run_config, tags=pending_request.tags
+    )
+    _produce(kafka, topic_env, 50, seed=36)
+    assert _tick(instance, resources) == []
+    instance.delete_run(pending.run_id)
+    (coalesced,) = _tick(instance, resources)
+    assert coalesced.job_name == CATCH_UP_JOB
+    assert sum(r.size for r in parse_ranges(coalesced.tags[RANGES_TAG])) == 100
+
     (staged,) = rows(pg, "SELECT COUNT(*) AS n, COUNT(DISTINCT merged_at) AS merges FROM stg.commerce_events")
     assert staged["n"] == len({e["event_id"] for e in valid(produced)}) and staged["merges"] == 2
 
