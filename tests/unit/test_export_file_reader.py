@@ -602,3 +602,57 @@ def test_forgiving_parser_agrees_with_the_fast_path(
     slow = read_export_file(path)
     assert fast.rows.equals(slow.rows) and fast.rejects.equals(slow.rejects)
     assert fast.rejects.num_rows == 51 and fast.total_rows == 501
+
+
+# --------------------------------------------------------------------------------------------------
+# Shortcuts taken for speed agree with the exact rules they skip
+
+
+@pytest.mark.parametrize("decimal", [",", "."])
+@pytest.mark.parametrize("column", ["valor_usd", "peso_kg"])
+def test_plain_number_shortcut_agrees_with_the_regex_rules(decimal: str, column: str) -> None:
+    """Every string of up to 6 characters over digits, both separators and signs, plus long ones."""
+    import itertools
+
+    import numpy as np
+
+    import assets.exports.file_reader as reader
+
+    values = [""] + ["".join(p) for size in range(1, 7) for p in itertools.product("09.,-+", repeat=size)]
+    values += ["9999999999999,99", "99999999999999,99", "9.999.999.999.999,99", "99.999.999.999.999"]
+    values += ["0000000000000000001", "1,234", "1.234", "1 234", "١٢", "12a", "1,2345", "1.2345"]
+    text = pa.array(values, pa.string())
+    length = reader._lengths(text)
+    exact_value, exact_masks = reader._decimal_rules(column, text, length, decimal, None)
+    plain, _ = reader._plain_decimals(
+        text, reader._NonDigits.of(text), decimal, reader.DECIMAL_SCALES[column]
+    )
+    valid = ~np.logical_or.reduce(exact_masks)
+    assert plain.any() and not (plain & ~valid).any()  # the shortcut only takes rows the rules accept
+    value, rules = reader._validate_decimal(column, text, length, decimal, None)
+    assert value.cast(exact_value.type).equals(exact_value)
+    assert [rule.mask.tolist() for rule in rules] == [mask.tolist() for mask in exact_masks]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"plain ascii",
+        "Agronegócio; Japão; €".encode(),
+        b"\xed\xa0\x80",  # UTF-16 surrogate
+        b"\xc0\xaf",  # overlong
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"ok \xe2\x82",  # truncated at the end
+        b"\xe9t\xe9",  # Latin-1
+        b"\xf0\x9f\x98\x80",  # 4-byte sequence
+    ],
+)
+def test_utf8_check_matches_python_decoding(data: bytes) -> None:
+    import assets.exports.file_reader as reader
+
+    try:
+        data.decode("utf-8")
+        expected = True
+    except UnicodeDecodeError:
+        expected = False
+    assert reader._is_utf8(data) is expected
