@@ -107,7 +107,7 @@ def build_landing_file_asset(
         yield MaterializeResult(
             asset_key=rejects_key, metadata={**meta, "dagster/row_count": outcome.rows_rejected}
         )
-        counts = reconcile_partition(warehouse, target, context.partition_key)
+        counts = dict(outcome.counts) or reconcile_partition(warehouse, target, context.partition_key)
         yield AssetCheckResult(
             asset_key=rows_key,
             check_name=RECONCILED_CHECK,
