@@ -4,6 +4,7 @@ Prints seconds and rows/s next to a naive baseline measured in the same run (pan
 ``DataFrame.to_sql`` with its defaults). Usage::
 
     python -m bench.exports_load [--rows 1000000] [--engines duckdb,postgres] [--baseline-rows 200000]
+    python -m bench.exports_load --csv-only [--repeat 3]   # just the CSV load, quick to compare
 
 PostgreSQL comes from the project's services tool (``python -m services up postgres``).
 """
@@ -119,6 +120,28 @@ def _baseline(csv_path: Path, rows: int, warehouse: WarehouseResource) -> float:
     return time.perf_counter() - started
 
 
+def run_csv_only(rows: int, engines: list[str], repeat: int) -> dict:
+    """Only the CSV load (fresh warehouse each time), ``repeat`` times per engine: for quick A/B runs."""
+    csv_path = _input_file(rows, "csv")
+    results: dict = {"rows": rows, "engines": {}}
+    for engine in engines:
+        figures: dict = {"csv_load_s": [], "csv_step_s": []}
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                workdir = Path(tmp)
+                warehouse = _fresh_warehouse(engine, workdir)
+                instance = DagsterInstance.ephemeral(tempdir=str(workdir / "dagster"))
+                try:
+                    load_s, step_s = _load(csv_path, warehouse, workdir / "landing", instance)
+                    figures["csv_load_s"].append(load_s)
+                    figures["csv_step_s"].append(step_s)
+                finally:
+                    instance.dispose()
+                    _drop_warehouse(engine, warehouse)
+        results["engines"][engine] = figures
+    return results
+
+
 def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
     csv_path = _input_file(rows, "csv")
     xlsx_path = _input_file(rows, "xlsx")
@@ -183,6 +206,15 @@ def _print(results: dict) -> None:
         print(f"{engine:<9}{'CSV speed-up vs baseline':<34}{f['csv_speedup_vs_baseline']:>10.1f}x")
 
 
+def _print_csv_only(results: dict) -> None:
+    rows = results["rows"]
+    print(f"\nexports benchmark, CSV load only: {rows:,} rows")
+    for engine, f in results["engines"].items():
+        for run_s, step_s in zip(f["csv_load_s"], f["csv_step_s"], strict=True):
+            rate = f"{rows / run_s:,.0f} rows/s"
+            print(f"{engine:<9}whole run {run_s:>6.2f} s ({rate:>15})   asset step {step_s:>6.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -193,7 +225,14 @@ def main() -> None:
         default=200_000,
         help="rows for the naive baseline (its rows/s is compared)",
     )
+    parser.add_argument(
+        "--csv-only", action="store_true", help="time only the CSV load (no reports, XLSX or baseline)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="with --csv-only: loads per engine")
     args = parser.parse_args()
+    if args.csv_only:
+        _print_csv_only(run_csv_only(args.rows, args.engines.split(","), args.repeat))
+        return
     results = run(args.rows, args.engines.split(","), args.baseline_rows)
     _print(results)
     OUT.mkdir(parents=True, exist_ok=True)
