@@ -81,6 +81,7 @@ def test_fields_a_type_does_not_carry_are_null() -> None:
         (_event(total_amount=-1), "invalid_value: total_amount"),
         (_event(product={**PRODUCT, "price": -5}), "invalid_value: product.price"),
         (_event(event_type="wishlist_add"), "unknown_event_type: wishlist_add"),
+        (_event(event_type="wish\u0000list"), "unknown_event_type: wish\\x00list"),
         (_event(timestamp="yesterday"), "invalid_timestamp"),
         (_event(timestamp="2024-13-01T00:00:00"), "invalid_timestamp"),
         (_event(product=None), "missing_field: product"),
@@ -90,6 +91,8 @@ def test_fields_a_type_does_not_carry_are_null() -> None:
         (_event(event_type="add_to_cart", quantity=None), "missing_field: quantity"),
         (_event(user_id="U" * 129), "invalid_value: user_id"),
         (_event(product="PROD00001"), "wrong_type: product"),
+        (_event(event_type="search", query="gaming\u0000laptop"), "invalid_value: query: contains a NUL"),
+        (_event(product={**PRODUCT, "name": "\u0000"}), "invalid_value: product.name: contains a NUL"),
     ],
 )
 def test_each_defect_is_dead_lettered_with_its_reason(payload: object, reason: str) -> None:
@@ -97,6 +100,14 @@ def test_each_defect_is_dead_lettered_with_its_reason(payload: object, reason: s
     assert rows == []
     assert len(reasons) == 1
     assert reasons[0].startswith(reason), reasons[0]
+
+
+def test_nul_characters_only_reject_the_fields_that_are_stored() -> None:
+    # PostgreSQL text cannot hold NUL; a search query on a page view is not stored, so it may.
+    rows, reasons = _one(_event(event_type="page_view", query="a\u0000b"))
+    assert reasons == [] and rows[0]["search_query"] is None
+    text_lines = [json.dumps(_event(user_id="u\u0000")), json.dumps(_event())]
+    assert decode_events(text_lines).dead_reasons == ["invalid_value: user_id: contains a NUL character"]
 
 
 def test_oversized_payload_is_rejected_before_parsing() -> None:
