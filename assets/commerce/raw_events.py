@@ -7,6 +7,7 @@ mechanism as partitions of ``raw/commerce_event_files``; such a run also records
 of ``raw/commerce_events``, so everything downstream reacts to both sources alike.
 """
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from assets.commerce.ledger import OffsetRange, read_covered
 from assets.commerce.tables import (
     DEAD_LETTER_TABLE,
     EVENTS_TABLE,
+    KAFKA_COORDINATES_BRIN,
     RAW_SCHEMA,
     ensure_commerce_tables,
 )
@@ -45,6 +47,8 @@ from resources.kafka import KafkaResource
 from resources.settings import setting, setting_int
 from resources.warehouse import WarehouseResource
 from sensors.kafka_offsets import plan_kafka_runs, topic_offsets
+
+_LOG = logging.getLogger(__name__)
 
 COMMERCE_DOMAIN = "commerce"
 COMMERCE_GROUP = "commerce"
@@ -131,11 +135,19 @@ def _missing_ranges(kafka: KafkaResource, warehouse: WarehouseResource, topic: s
 def reconcile_ranges(
     warehouse: WarehouseResource, topic: str, ranges: Sequence[OffsetRange]
 ) -> dict[str, int]:
-    """Rows + dead letters stored for ``ranges`` vs the offsets they span (minus expired ones)."""
+    """Rows + dead letters stored for ``ranges`` vs the offsets they span (minus expired ones).
+
+    On PostgreSQL the events are found through the BRIN index on their coordinates: the pages
+    just loaded are summarized first, and the planner is kept off a sequential scan (right after
+    a bulk load it has no statistics and would read the whole table on every run).
+    """
     counts = {"offsets": sum(r.size for r in ranges), "events": 0, "dead_letters": 0}
     if not ranges:
         return counts
-    with warehouse.connect() as conn:
+    with warehouse.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            _summarize_new_pages(conn)
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         for table, name in ((EVENTS_TABLE, "events"), (DEAD_LETTER_TABLE, "dead_letters")):
             where = " OR ".join(
                 f"(source_partition = :p{i} AND source_offset >= :s{i} AND source_offset < :e{i})"
@@ -154,6 +166,16 @@ def reconcile_ranges(
                 ).scalar()
             )
     return counts
+
+
+def _summarize_new_pages(conn: sa.Connection) -> None:
+    """Summarize the BRIN ranges loaded since the last summary (best effort: needs ownership)."""
+    index = f"{RAW_SCHEMA}.{KAFKA_COORDINATES_BRIN}"
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("SELECT brin_summarize_new_values(to_regclass(:index))"), {"index": index})
+    except sa.exc.DBAPIError as exc:
+        _LOG.warning(f"could not summarize {index}: {exc}")
 
 
 _KAFKA_COMMON: dict[str, Any] = {
