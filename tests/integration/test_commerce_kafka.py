@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,11 @@ from dagster import (
 )
 from kafka.admin import NewPartitions
 
-from assets.commerce.kafka_ingest import ingest_kafka_ranges
+from assets.commerce.decode import decode_events
+from assets.commerce.kafka_ingest import _RangeConsumer, ingest_kafka_ranges
 from assets.commerce.ledger import OffsetRange, parse_ranges
 from assets.commerce.raw_events import consumer_settings
+from assets.commerce.tables import ensure_commerce_tables
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
@@ -197,6 +200,17 @@ def test_replays_change_nothing_and_every_malformed_message_is_dead_lettered(
     snapshot = rows(
         pg, "SELECT source_partition, source_offset, event_id FROM raw.commerce_events ORDER BY 1, 2"
     )
+    # Every field survives the binary COPY exactly (text, NULLs, doubles, timestamps).
+    expected = decode_events([e.value for e in produced]).events
+    columns = ", ".join(expected.column_names)
+    with pg.connect() as conn:
+        loaded = conn.exec_driver_sql(f"SELECT {columns} FROM raw.commerce_events ORDER BY event_id")
+        assert [tuple(r) for r in loaded] == sorted(
+            (tuple(r.values()) for r in expected.to_pylist()), key=lambda r: r[0]
+        )
+    assert rows(pg, "SELECT COUNT(*) AS n FROM raw.commerce_events WHERE source_timestamp IS NULL") == [
+        {"n": 0}
+    ]
     replay = ingest(ranges, "run-2")
     assert (replay.messages, replay.events_loaded, replay.already_loaded) == (0, 0, 2000)
     overlapping = [OffsetRange(r.partition, r.start_offset + r.size // 2, r.end_offset) for r in ranges]
@@ -313,3 +327,163 @@ def test_ingest_killed_before_commit_then_rerun_loads_each_event_once(
     assert stats == {"n": expected, "ids": expected, "coords": expected}
     (dead,) = rows(pg, "SELECT COUNT(*) AS n FROM raw.commerce_events_dead_letter")
     assert dead["n"] == sum(1 for e in produced if not e.valid)
+
+
+def test_a_run_starting_while_another_commits_does_not_wait_for_it(
+    kafka: KafkaResource, kafka_topic: str, pg: WarehouseResource
+) -> None:
+    """Concurrent ingest runs overlap: setting up the tables takes no lock an open load holds."""
+    _produce(kafka, kafka_topic, 200, seed=61, bad_share=0.0)
+    ranges = _all_offsets(kafka, kafka_topic)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(result: object) -> None:
+        started.set()
+        release.wait(60)
+
+    loader = threading.Thread(
+        target=ingest_kafka_ranges,
+        kwargs={
+            "consumer_factory": lambda: kafka.range_consumer(consumer_settings(200)),
+            "warehouse": pg,
+            "topic": kafka_topic,
+            "ranges": ranges,
+            "run_id": "open",
+            "before_commit": hold,
+        },
+    )
+    loader.start()
+    try:
+        assert started.wait(60)
+        # The first run's rows are written, its transaction open: a second run sets up at once.
+        setup = threading.Thread(target=ensure_commerce_tables, args=(pg,))
+        setup.start()
+        setup.join(10)
+        assert not setup.is_alive(), "ensure_commerce_tables waited for an open ingest transaction"
+    finally:
+        release.set()
+        loader.join(60)
+    assert rows(pg, "SELECT COUNT(*) AS n FROM raw.commerce_events") == [{"n": 200}]
+
+
+def test_kafka_ranges_load_into_duckdb_too(kafka: KafkaResource, kafka_topic: str, tmp_path: Path) -> None:
+    produced = _produce(kafka, kafka_topic, 600, seed=71, bad_share=0.05)
+    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    ranges = _all_offsets(kafka, kafka_topic)
+
+    def ingest(run_id: str):
+        return ingest_kafka_ranges(
+            consumer_factory=lambda: kafka.range_consumer(consumer_settings(600)),
+            warehouse=warehouse,
+            topic=kafka_topic,
+            ranges=ranges,
+            run_id=run_id,
+            chunk_messages=100,
+        )
+
+    first = ingest("run-1")
+    assert (first.events_loaded, first.dead_letters) == (
+        sum(1 for e in produced if e.valid),
+        sum(1 for e in produced if not e.valid),
+    )
+    assert ingest("run-2").events_loaded == 0
+    (stats,) = rows(
+        warehouse,
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS ids, MIN(source_topic) AS topic "
+        "FROM raw.commerce_events",
+    )
+    assert stats == {"n": first.events_loaded, "ids": first.events_loaded, "topic": kafka_topic}
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int, error: object = None) -> None:
+        self._partition, self._offset, self._error = partition, offset, error
+
+    def error(self) -> object:
+        return self._error
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000 + self._offset)
+
+    def value(self) -> bytes:
+        return f"{self._partition}:{self._offset}".encode()
+
+
+class _PartitionEof:
+    def code(self) -> int:
+        from confluent_kafka import KafkaError
+
+        return KafkaError._PARTITION_EOF
+
+
+class _FakeConsumer:
+    """Serves partitions' logs in batches of 7, interleaving partitions, honouring seek/pause.
+
+    Offsets missing from a log are compacted records or transaction markers: the position moves
+    past them to the log end once the last record was served, as Kafka's does.
+    """
+
+    def __init__(self, logs: dict[int, list[int]], ends: dict[int, int]) -> None:
+        self.logs, self.ends = logs, ends
+        self.position_of = {p: 0 for p in logs}
+        self.paused: set[int] = set()
+
+    def get_watermark_offsets(self, tp: object, timeout: float, cached: bool) -> tuple[int, int]:
+        return self.logs[tp.partition][0], self.ends[tp.partition]  # type: ignore[attr-defined]
+
+    def assign(self, tps: list) -> None:
+        for tp in tps:
+            self.position_of[tp.partition] = tp.offset
+
+    def seek(self, tp: object) -> None:
+        self.position_of[tp.partition] = tp.offset  # type: ignore[attr-defined]
+
+    def pause(self, tps: list) -> None:
+        self.paused.update(tp.partition for tp in tps)
+
+    def position(self, tps: list) -> list:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(tp.topic, tp.partition, self.position_of[tp.partition]) for tp in tps]
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        batch: list = []
+        for partition, offsets in self.logs.items():
+            room = num_messages - len(batch)
+            if partition in self.paused or room <= 0:
+                continue
+            upcoming = [o for o in offsets if o >= self.position_of[partition]][: min(7, room)]
+            batch += [_Message(partition, o) for o in upcoming]
+            if upcoming:
+                self.position_of[partition] = upcoming[-1] + 1
+            else:
+                self.position_of[partition] = self.ends[partition]
+                batch.append(_Message(partition, -1, _PartitionEof()))
+        return batch
+
+
+def test_range_reader_yields_exactly_the_requested_offsets() -> None:
+    # Partition 0: three separate ranges. Partition 1 has gaps, one range ending on a gap;
+    # partition 2's last two offsets are transaction markers (the range ends past its last record).
+    logs = {0: list(range(100)), 1: [o for o in range(60) if o % 5 != 3], 2: list(range(18))}
+    ends = {0: 100, 1: 60, 2: 20}
+    wanted = [
+        *(OffsetRange(0, 10, 25), OffsetRange(0, 40, 41), OffsetRange(0, 90, 100)),
+        *(OffsetRange(1, 3, 54), OffsetRange(2, 5, 20)),
+    ]
+    reader = _RangeConsumer(_FakeConsumer(logs, ends), "t", wanted, idle_timeout_s=5, log=None)
+    got: list[tuple[int, int, int, bytes]] = []
+    for parts, offs, stamps, values in reader.chunks(chunk_messages=16):
+        assert len(parts) == len(offs) == len(stamps) == len(values) <= 16
+        got += zip(parts.tolist(), offs.tolist(), stamps.tolist(), values, strict=True)
+    expected = sorted(
+        (r.partition, o) for r in wanted for o in logs[r.partition] if r.start_offset <= o < r.end_offset
+    )
+    assert sorted((p, o) for p, o, _, _ in got) == expected
+    assert all(stamp == 1_700_000_000_000 + o and value == f"{p}:{o}".encode() for p, o, stamp, value in got)
