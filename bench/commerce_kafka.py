@@ -166,7 +166,11 @@ def ingest_with_sensor(workers: int) -> tuple[float, int, list[dict]]:
                 if not success:
                     raise RuntimeError(f"ingest run failed for {request.tags[RANGES_TAG]}")
                 runs.append(meta)
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        # Let the workers exit on their own: a SIGTERM from Pool.terminate() can be swallowed by
+        # the interrupt handlers Dagster installs in them, leaving the benchmark waiting forever.
+        pool.close()
+        pool.join()
     return elapsed, len(runs), runs
 
 
