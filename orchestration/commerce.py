@@ -4,7 +4,14 @@ Resources it needs (bound in ``orchestration/definitions.py``): ``warehouse`` (W
 ``kafka`` (KafkaResource), ``landing_zone`` (LandingZoneResource).
 """
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+)
 
 from assets.commerce.kafka_ingest import PIPELINE
 from assets.commerce.raw_events import (
@@ -33,20 +40,45 @@ commerce_kafka_ingest_job = define_asset_job(
     tags={"domain": COMMERCE_DOMAIN},
 )
 
+# Everything built from the raw events: the commerce staging tables and marts (SQL models).
+commerce_models_selection = AssetSelection.assets(RAW_COMMERCE_EVENTS).downstream(include_self=False)
+
 # The run that catches up with the topic also rebuilds everything downstream (staging, marts)
 # in the same process: one run launch per streaming cycle instead of an ingest run followed by an
 # automation run. Each SQL model has its own concurrency pool, so overlapping runs build a model
 # one after the other; automation still refreshes after backlog runs and landed files.
+# The models' data tests are left to commerce_data_tests (below): ~100 checks would add three
+# event-log writes each and their queries to every cycle, most of a small batch's run time.
 commerce_kafka_ingest_and_refresh_job = define_asset_job(
     "commerce_kafka_ingest_and_refresh",
     selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER)
-    | AssetSelection.assets(RAW_COMMERCE_EVENTS).downstream(),
+    | commerce_models_selection.without_checks(),
     executor_def=in_process_executor,
     description=(
         "Consume the Kafka offset ranges given in the run config into raw.commerce_events, then "
-        "rebuild the commerce staging tables and marts."
+        "rebuild the commerce staging tables and marts (their data tests run in commerce_data_tests)."
     ),
     tags={"domain": COMMERCE_DOMAIN},
+)
+
+commerce_data_tests_job = define_asset_job(
+    "commerce_data_tests",
+    selection=commerce_models_selection & AssetSelection.all_asset_checks(),
+    executor_def=in_process_executor,
+    description="Run every data test (asset check) of the commerce staging tables and marts.",
+    tags={"domain": COMMERCE_DOMAIN},
+)
+
+commerce_data_tests_schedule = ScheduleDefinition(
+    name="commerce_data_tests_schedule",
+    job=commerce_data_tests_job,
+    cron_schedule=setting("COMMERCE_DATA_TESTS_CRON"),
+    execution_timezone=setting("AFLUENTE_TIMEZONE"),
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=(
+        "Data tests of the commerce models on a cadence: the streaming refresh runs leave them out "
+        "to keep the marts fresh; runs launched by automation or by hand still run them."
+    ),
 )
 
 commerce_kafka_sensor = build_kafka_offsets_sensor(
@@ -79,6 +111,7 @@ commerce_file_drop_sensor = build_file_drop_sensor(
 
 defs = Definitions(
     assets=[raw_commerce_events, raw_commerce_event_files],
-    jobs=[commerce_kafka_ingest_job, commerce_kafka_ingest_and_refresh_job],
+    jobs=[commerce_kafka_ingest_job, commerce_kafka_ingest_and_refresh_job, commerce_data_tests_job],
+    schedules=[commerce_data_tests_schedule],
     sensors=[commerce_kafka_sensor, commerce_file_drop_sensor],
 )

@@ -77,6 +77,11 @@ SETTINGS: tuple[Setting, ...] = (
         "When one ingest run catches up with the topic, it also rebuilds the commerce staging and marts",
     ),
     Setting(
+        "COMMERCE_DATA_TESTS_CRON",
+        "*/5 * * * *",
+        "When the data tests of the commerce models run (streaming refresh runs leave them out)",
+    ),
+    Setting(
         "COMMERCE_MAX_EVENT_BYTES",
         "65536",
         "Larger commerce messages go to the dead-letter table as oversized_payload",

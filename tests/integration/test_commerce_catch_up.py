@@ -8,9 +8,17 @@ several batches, must equal values computed independently from the produced even
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, RunRequest, SensorResult, build_sensor_context
+from dagster import (
+    AssetCheckEvaluation,
+    AssetKey,
+    DagsterInstance,
+    RunRequest,
+    SensorResult,
+    build_sensor_context,
+)
 
 from assets.commerce.ledger import parse_ranges
+from dbt_like_sql import load_project
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
@@ -27,6 +35,7 @@ from tests.integration.test_commerce_helpers import (
 
 CATCH_UP_JOB = "commerce_kafka_ingest_and_refresh"
 INGEST_JOB = "commerce_kafka_ingest"
+DATA_TESTS_JOB = "commerce_data_tests"
 
 
 def _produce(kafka: KafkaResource, topic: str, n: int, seed: int) -> list[GeneratedEvent]:
@@ -51,9 +60,24 @@ def _run(instance: DagsterInstance, resources: dict, request: RunRequest) -> set
         run_config=request.run_config, instance=instance, tags=request.tags, raise_on_error=False
     )
     assert result.success
-    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    evaluations = result.get_asset_check_evaluations()
+    failed = [e.check_name for e in evaluations if not e.passed]
     assert failed == [], failed
+    # Streaming runs evaluate only the ingest's own reconciliation; model tests run on a cadence.
+    assert {e.asset_key for e in evaluations} <= {AssetKey(["raw", "commerce_events"])}
     return {m.asset_key for m in result.get_asset_materialization_events() if m.asset_key}
+
+
+def _run_data_tests(instance: DagsterInstance, resources: dict) -> list[AssetCheckEvaluation]:
+    """The scheduled commerce_data_tests job: every check of the models, no materialization."""
+    result = (
+        commerce_graph(resources)
+        .resolve_job_def(DATA_TESTS_JOB)
+        .execute_in_process(instance=instance, raise_on_error=False)
+    )
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    return result.get_asset_check_evaluations()
 
 
 def test_the_catching_up_run_rebuilds_the_marts_and_backlog_runs_only_ingest(
@@ -104,6 +128,14 @@ def test_the_catching_up_run_rebuilds_the_marts_and_backlog_runs_only_ingest(
 
     (staged,) = rows(pg, "SELECT COUNT(*) AS n, COUNT(DISTINCT merged_at) AS merges FROM stg.commerce_events")
     assert staged["n"] == len({e["event_id"] for e in valid(produced)}) and staged["merges"] == 2
+
+    # The data tests the refresh runs left out: every declared test of every commerce model passes.
+    evaluations = _run_data_tests(instance, resources)
+    models = [m for m in load_project() if m.name.startswith("commerce_")]
+    declared = {(model.key, test.name) for model in models for test in model.tests}
+    assert len(declared) > 50
+    assert {(e.asset_key, e.check_name) for e in evaluations} == declared
+    assert [e.check_name for e in evaluations if not e.passed] == []
 
 
 def test_catch_up_refresh_can_be_switched_off(

@@ -61,5 +61,31 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
     assert {s.name for s in defs.schedules} >= {
         "refresh_export_reports_daily",
         "rebuild_usage_insight_indices_hourly",
+        "commerce_data_tests_schedule",
     }
     assert defs.resolve_job_def("commerce_kafka_ingest")
+
+
+def test_streaming_refresh_leaves_model_tests_to_the_data_tests_job() -> None:
+    """The catch-up refresh builds every commerce model without their checks; the scheduled job runs them."""
+    from dagster import AssetKey
+
+    from orchestration.commerce import commerce_data_tests_job, commerce_kafka_ingest_and_refresh_job
+
+    graph = defs.resolve_asset_graph()
+    raw = AssetKey(["raw", "commerce_events"])
+    models = {
+        k for k in graph.get_all_asset_keys() if k.path[0] in ("stg", "mart") and "commerce" in k.path[1]
+    }
+    model_checks = {k for k in graph.asset_check_keys if k.asset_key in models}
+    assert len(models) >= 10 and len(model_checks) > 50
+
+    refresh = commerce_kafka_ingest_and_refresh_job.selection
+    assert models | {raw} <= refresh.resolve(graph)
+    assert {k.asset_key for k in refresh.resolve_checks(graph)} == {raw}  # its reconciliation only
+
+    tests = commerce_data_tests_job.selection
+    assert tests.resolve(graph) == set()
+    assert tests.resolve_checks(graph) == model_checks
+    schedule = defs.resolve_schedule_def("commerce_data_tests_schedule")
+    assert schedule.job_name == "commerce_data_tests" and schedule.cron_schedule == "*/5 * * * *"
