@@ -6,8 +6,9 @@ postgres``:
 1. **produce** N events (default 1,000,000, 0.1 % malformed) to a fresh 3-partition topic;
 2. **ingest**: the real offsets sensor plans the ranges, and the real ``commerce_kafka_ingest`` job
    (in-process executor) runs each request, ``--workers`` at a time in separate processes, as the
-   daemon's run queue would; timed from the first tick to the last commit; the ledger must then
-   cover every offset and the table hold every valid event;
+   daemon's run queue would; timed from the first tick to the last commit, with the worker
+   processes already started (their start-up is timed and reported separately); the ledger must
+   then cover every offset and the table hold every valid event;
 3. **baseline** (the seed's approach): kafka-python consumer group, JSON per message, batches of 100,
    row INSERTs into events/products/transactions, one commit per batch. Measured on a bounded
    sample (``--baseline-events``) because a full million would take most of an hour;
@@ -116,6 +117,8 @@ def _scalar(url: str, sql: str) -> Any:
 
 
 def _line(label: str, seconds: float, count: int) -> str:
+    if not count:
+        return f"{label:<58} {seconds:>8.1f} s"
     rate = count / seconds if seconds else 0.0
     return f"{label:<58} {seconds:>8.1f} s  {rate:>11,.0f} events/s"
 
@@ -142,17 +145,33 @@ def _execute_request(run_config: dict, tags: dict) -> tuple[bool, dict]:
         return result.success, meta
 
 
-def ingest_with_sensor(workers: int) -> tuple[float, int, list[dict]]:
-    """Tick the real sensor until nothing is missing, running its requests ``workers`` at a time."""
+def _warm_worker(_: int) -> float:
+    """Worker process start-up: the code location is imported when the worker loads this module."""
+    started = time.perf_counter()
+    defs.resolve_job_def("commerce_kafka_ingest")
+    return time.perf_counter() - started
+
+
+def ingest_with_sensor(workers: int) -> tuple[float, float, int, list[dict]]:
+    """Tick the real sensor until nothing is missing, running its requests ``workers`` at a time.
+
+    Returns (worker start-up seconds, ingest seconds, runs, run metadata). The worker processes are
+    started and have imported the code location before the ingest clock starts: start-up is paid
+    once per worker here, reported on its own (a run launched by the daemon pays it per run; see the
+    small-batch overhead of ``--daemon``).
+    """
     resources = {
         "kafka": KafkaResource(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"]),
         "warehouse": WarehouseResource(url=os.environ["WAREHOUSE_URL"]),
     }
     sensor = commerce.commerce_kafka_sensor
     runs: list[dict] = []
-    started = time.perf_counter()
     ctx = mp.get_context("spawn")
+    warm_started = time.perf_counter()
     with DagsterInstance.ephemeral() as instance, ctx.Pool(workers) as pool:
+        pool.map(_warm_worker, range(workers), chunksize=1)
+        startup = time.perf_counter() - warm_started
+        started = time.perf_counter()
         while True:
             result = sensor(build_sensor_context(instance=instance, resources=resources))
             assert isinstance(result, SensorResult)
@@ -171,7 +190,7 @@ def ingest_with_sensor(workers: int) -> tuple[float, int, list[dict]]:
         # the interrupt handlers Dagster installs in them, leaving the benchmark waiting forever.
         pool.close()
         pool.join()
-    return elapsed, len(runs), runs
+    return startup, elapsed, len(runs), runs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -483,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             "bad": produced.bad,
         }
 
-        seconds, n_runs, runs = ingest_with_sensor(args.workers)
+        startup, seconds, n_runs, runs = ingest_with_sensor(args.workers)
         stored = int(_scalar(pg_url, "SELECT COUNT(*) FROM raw.commerce_events"))
         dead = int(_scalar(pg_url, "SELECT COUNT(*) FROM raw.commerce_events_dead_letter"))
         covered = int(
@@ -497,11 +516,15 @@ def main(argv: list[str] | None = None) -> int:
                 args.events,
             )
         )
+        lines.append(_line(f"  + start-up of {args.workers} run worker processes (once)", startup, 0))
+        lines.append(_line("  = ingest including worker start-up", startup + seconds, args.events))
         consume = sum(r.get("consume_seconds", 0) for r in runs)
         write = sum(r.get("write_seconds", 0) for r in runs)
         report["ingest"] = {
             "seconds": round(seconds, 2),
             "events_per_s": round(args.events / seconds),
+            "worker_startup_s": round(startup, 2),
+            "events_per_s_with_startup": round(args.events / (startup + seconds)),
             "runs": n_runs,
             "workers": args.workers,
             "rows": stored,
@@ -521,8 +544,11 @@ def main(argv: list[str] | None = None) -> int:
             "events": base_n,
             "events_per_s": round(theirs),
         }
+        with_startup = args.events / (startup + seconds)
         report["speedup"] = round(ours / theirs, 1)
+        report["speedup_with_startup"] = round(with_startup / theirs, 1)
         lines.append(f"{'speed-up vs baseline':<58} {ours / theirs:>8.1f} x")
+        lines.append(f"{'speed-up vs baseline, start-up included':<58} {with_startup / theirs:>8.1f} x")
         lines.append(f"{'baseline for 1M events (extrapolated)':<58} {args.events / theirs:>8.0f} s")
 
         if args.daemon:
