@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
         "COMMERCE_KAFKA_MAX_RUNS_PER_TICK", "4", "Upper bound of runs one Kafka offsets sensor tick requests"
     ),
     Setting(
-        "COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS", "5", "Minimum seconds between Kafka offsets sensor ticks"
+        "COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS", "2", "Minimum seconds between Kafka offsets sensor ticks"
     ),
     Setting(
         "COMMERCE_KAFKA_IN_FLIGHT_TIMEOUT_SECONDS",
