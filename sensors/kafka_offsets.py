@@ -190,7 +190,14 @@ def in_flight_ranges(
 def catch_up_in_flight(
     context: SensorEvaluationContext, pipeline: str, topic: str, job_name: str, timeout_s: float
 ) -> bool:
-    """Whether a ``job_name`` run of this pipeline and topic is in flight (younger than ``timeout_s``)."""
+    """Whether the next ``job_name`` run of this pipeline and topic should wait (coalesce).
+
+    At most one refresh run waits behind the one executing: while a run is queued or starting, or
+    two are in flight, new offsets wait for the next one. A run may start while the previous one
+    still builds the models, so its launch (seconds: a new process importing the code location)
+    overlaps that work; the per-model pools keep the two runs' builds of a model in order.
+    Runs older than ``timeout_s`` are ignored.
+    """
     records = context.instance.get_run_records(
         filters=RunsFilter(
             job_name=job_name,
@@ -198,9 +205,10 @@ def catch_up_in_flight(
             statuses=IN_FLIGHT_STATUSES,
             created_after=datetime.now(UTC) - timedelta(seconds=timeout_s),
         ),
-        limit=1,
+        limit=2,
     )
-    return bool(records)
+    waiting = any(r.dagster_run.status != DagsterRunStatus.STARTED for r in records)
+    return waiting or len(records) >= 2
 
 
 def build_kafka_offsets_sensor(
@@ -283,7 +291,7 @@ def build_kafka_offsets_sensor(
             and target is catch_up_job
             and catch_up_in_flight(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s())
         ):
-            # Coalesce: the next refresh run takes everything that arrives meanwhile, instead of
+            # Coalesce: the waiting refresh run takes everything that arrives meanwhile, instead of
             # a queue of runs each rebuilding the same models one after the other.
             return SensorResult(
                 skip_reason=SkipReason(

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckEvaluation,
     AssetKey,
     DagsterInstance,
+    DagsterRunStatus,
     RunRequest,
     SensorResult,
     build_sensor_context,
@@ -111,20 +112,34 @@ def test_the_catching_up_run_rebuilds_the_marts_and_backlog_runs_only_ingest(
     _run(instance, resources, last)
     assert_marts(pg, valid(produced))
 
-    # While a refresh run is queued or running, new offsets wait for the next one (coalesced)
-    # instead of queueing runs that would each rebuild the same models.
-    _produce(kafka, topic_env, 50, seed=35)
-    (pending_request,) = _tick(instance, resources)
+    # At most one refresh run waits behind the one executing: while a refresh run is queued (or
+    # two are in flight), new offsets wait for the next one (coalesced) instead of queueing runs
+    # that would each rebuild the same models.
     job = commerce_graph(resources).resolve_job_def(CATCH_UP_JOB)
-    pending = instance.create_run_for_job(
-        job, run_config=pending_request.run_config, tags=pending_request.tags
-    )
+
+    def enqueue(request: RunRequest, status: DagsterRunStatus) -> str:
+        return instance.create_run_for_job(
+            job, run_config=request.run_config, tags=request.tags, status=status
+        ).run_id
+
+    _produce(kafka, topic_env, 50, seed=35)
+    (request,) = _tick(instance, resources)
+    queued = enqueue(request, DagsterRunStatus.NOT_STARTED)
     _produce(kafka, topic_env, 50, seed=36)
-    assert _tick(instance, resources) == []
-    instance.delete_run(pending.run_id)
+    assert _tick(instance, resources) == []  # one not started yet: wait
+    instance.delete_run(queued)
+    executing = enqueue(request, DagsterRunStatus.STARTED)
+    (behind,) = _tick(instance, resources)  # one executing: the next may queue behind it
+    assert behind.job_name == CATCH_UP_JOB
+    assert sum(r.size for r in parse_ranges(behind.tags[RANGES_TAG])) == 50
+    second = enqueue(behind, DagsterRunStatus.STARTED)
+    _produce(kafka, topic_env, 30, seed=37)
+    assert _tick(instance, resources) == []  # two in flight: wait
+    for run_id in (executing, second):
+        instance.delete_run(run_id)
     (coalesced,) = _tick(instance, resources)
     assert coalesced.job_name == CATCH_UP_JOB
-    assert sum(r.size for r in parse_ranges(coalesced.tags[RANGES_TAG])) == 100
+    assert sum(r.size for r in parse_ranges(coalesced.tags[RANGES_TAG])) == 130
 
     (staged,) = rows(pg, "SELECT COUNT(*) AS n, COUNT(DISTINCT merged_at) AS merges FROM stg.commerce_events")
     assert staged["n"] == len({e["event_id"] for e in valid(produced)}) and staged["merges"] == 2
