@@ -15,6 +15,7 @@ One run measures, on the project's local services (FerretDB, PostgreSQL or DuckD
 Usage::
 
     python -m bench.usage_ingest [--docs 1000000] [--engine postgres|duckdb] [--baseline-docs 10000]
+                                 [--mongo-uri mongodb://...]  # default: the local FerretDB service
 """
 
 import argparse
@@ -168,14 +169,28 @@ def _baseline_index(warehouse: WarehouseResource, search: SearchResource, prefix
         search.delete_index(name)
 
 
-def run(docs: int, engine: str, baseline_docs: int, ceiling_docs: int) -> dict[str, Any]:
-    mongo_url = connection_info(["ferretdb"])["ferretdb"].url
+def _server_name(client: MongoClient, local: bool) -> str:
+    """What answers the MongoDB wire protocol, e.g. ``FerretDB v1.24.2-perf1`` or ``MongoDB 7.0.14``."""
+    info = client.admin.command("buildInfo")
+    if "ferretdbVersion" not in info:
+        return f"MongoDB {info.get('version', '?')}"
+    build = info["ferretdbVersion"]
+    if local:  # the services module knows whether its build carries the read-path patches
+        build = connection_info(["ferretdb"])["ferretdb"].extra.get("build", build)
+    return f"FerretDB {build}"
+
+
+def run(
+    docs: int, engine: str, baseline_docs: int, ceiling_docs: int, mongo_uri: str | None = None
+) -> dict[str, Any]:
+    mongo_url = mongo_uri or connection_info(["ferretdb"])["ferretdb"].url
     search_url = connection_info(["opensearch"])["opensearch"].url
     database = f"bench_usage_{uuid.uuid4().hex[:8]}"
     prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     client: MongoClient = MongoClient(mongo_url, tz_aware=True)
     search = SearchResource(url=search_url, engine="opensearch", request_timeout_s=120)
     results: dict[str, Any] = {"docs": docs, "engine": engine, "baseline_docs": baseline_docs}
+    results["mongo_server"] = _server_name(client, local=mongo_uri is None)
     with tempfile.TemporaryDirectory() as tmp:
         warehouse = _fresh_warehouse(engine, Path(tmp))
         try:
@@ -210,7 +225,7 @@ def run(docs: int, engine: str, baseline_docs: int, ceiling_docs: int) -> dict[s
 
 def _print(r: dict[str, Any]) -> None:
     print(
-        f"\nusage benchmark: {r['docs']:,} documents, warehouse {r['engine']}, "
+        f"\nusage benchmark: {r['docs']:,} documents from {r['mongo_server']}, warehouse {r['engine']}, "
         f"baselines on {r['baseline_docs']:,}"
     )
     lines = [
@@ -238,8 +253,11 @@ def main() -> None:
     parser.add_argument("--engine", choices=("postgres", "duckdb"), default="postgres")
     parser.add_argument("--baseline-docs", type=int, default=10_000, help="sample of the naive baselines")
     parser.add_argument("--ceiling-docs", type=int, default=200_000, help="sample of the source ceiling")
+    parser.add_argument(
+        "--mongo-uri", default=None, help="another MongoDB-wire server (default: local FerretDB)"
+    )
     args = parser.parse_args()
-    results = run(args.docs, args.engine, args.baseline_docs, args.ceiling_docs)
+    results = run(args.docs, args.engine, args.baseline_docs, args.ceiling_docs, args.mongo_uri)
     _print(results)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"usage_ingest_{args.engine}.json").write_text(json.dumps(results, indent=2, default=str))

@@ -16,6 +16,13 @@ A batch is a range ``(lower, upper]`` planned by the sensor with a cheap peek (t
 change after the watermark bounds the range), passed as run config, and re-planned by the run when the
 watermark moved meanwhile. The merge keeps the newest version per ``event_id``: a stale or replayed
 version never overwrites a newer row, so replays are no-ops.
+
+On MongoDB every query here is an index range scan. FerretDB 1.24 (the local service) pushes only
+top-level equality filters down to PostgreSQL: the range filters, the ``$or`` sweep, the keyset sort and
+a limit combined with a filter run in Go after it read and decoded the whole collection
+(``SELECT _jsonb FROM <table>``). There a batch costs a full read of the collection whatever its size,
+the peek's ``sort + skip + limit`` sorts the whole range in memory (the peek time limit bounds it), and
+parallel cursors over ``_id`` ranges would each read everything.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from dagster import (
     DagsterInstance,
     SensorResult,
@@ -19,7 +20,7 @@ from dagster import (
 )
 
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.mongo_ingest import read_watermark
+from assets.usage.mongo_ingest import BatchRange, Position, floor_ms, ingest_batch, read_watermark
 from assets.usage.raw_usage_events import raw_usage_events
 from generators.usage import generate_usage_documents, insert_usage_documents
 from orchestration.definitions import sql_model_assets
@@ -191,3 +192,48 @@ def test_backdated_insert_is_not_skipped(mongo: MongoResource, tmp_path: Any) ->
     outcomes, _ = _drain(instance, resources, cursor)
     assert sum(o["rows_new"] for o in outcomes) == 1
     assert _rows(warehouse, "SELECT COUNT(*) FROM raw.usage_events") == [(21,)]
+
+
+def test_open_ended_batches_read_in_keyset_order_and_resume(
+    warehouse: WarehouseResource, mongo: MongoResource
+) -> None:
+    """When the sensor's peek times out, each run reads ``max_docs`` changes in keyset order (plus the
+    ObjectId sweep once) and the next run resumes after the last document read: every document once."""
+    collection = mongo.collection("usage_events")
+    docs = [
+        d for chunk in generate_usage_documents(600, users=10, days=6, seed=11, bad_share=0.04) for d in chunk
+    ]
+    insert_usage_documents(collection, iter([docs]), total=len(docs))
+    time.sleep(1.1)
+    now = dt.datetime.now(dt.UTC)
+    horizon = floor_ms(now)
+    source_key = f"mongodb:{mongo.database}.usage_events"
+    outcomes = []
+    for _ in range(20):
+        watermark = read_watermark(warehouse, source_key)
+        batch = BatchRange(
+            lower=watermark.position,
+            upper=Position(horizon),
+            sweep_from=watermark.sweep_id,
+            sweep_until=ObjectId.from_datetime(horizon.replace(tzinfo=dt.UTC)),
+            max_docs=250,
+            exact=False,
+        )
+        outcome = ingest_batch(
+            warehouse, collection, batch, now=now, lag_seconds=0, max_docs=250, peek_timeout_ms=5_000
+        )
+        outcomes.append(outcome)
+        if outcome.docs_read == 0:
+            break
+    valid = [d for d in docs if _valid(d)]
+    assert len(outcomes) == 4  # 250 + 250 + the rest, then an empty read that closes the range
+    assert all(not o.exact for o in outcomes)
+    assert sum(o.docs_read for o in outcomes) == len(docs)
+    assert sum(o.rows_new for o in outcomes) == len(valid)
+    assert sum(o.rows_updated + o.rows_stale for o in outcomes) == 0
+    assert _rows(warehouse, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM raw.usage_events") == [
+        (len(valid), len(valid))
+    ]
+    rejects = _rows(warehouse, "SELECT event_id FROM raw.usage_events_rejects")
+    assert sorted(e for (e,) in rejects) == sorted(str(d["_id"]) for d in docs if not _valid(d))
+    assert read_watermark(warehouse, source_key).position == Position(horizon)
