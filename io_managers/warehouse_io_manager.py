@@ -6,9 +6,8 @@ partitioned asset always writes partition-scoped, replacing the rows of its part
 the column named by ``afluente/partition_column`` (default ``partition_key``, added when absent).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 from dagster import (
@@ -22,6 +21,9 @@ from dagster import (
 
 from resources.bulk_write import quote_ident, sql_type, to_arrow
 from resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:  # imported where a DataFrame is built (see resources.bulk_write)
+    import pandas as pd
 
 WRITE_MODE_KEY = "afluente/write_mode"
 PARTITION_COLUMN_KEY = "afluente/partition_column"
@@ -50,7 +52,7 @@ class WarehouseIOManager(ConfigurableIOManager):
             return key_path[-2], key_path[-1]
         return self.default_schema, key_path[-1]
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame | pa.Table | None) -> None:
+    def handle_output(self, context: OutputContext, obj: "pd.DataFrame | pa.Table | None") -> None:
         if obj is None:
             return
         metadata = dict(context.definition_metadata or {})
@@ -78,7 +80,9 @@ class WarehouseIOManager(ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> "pd.DataFrame":
+        import pandas as pd
+
         upstream = context.upstream_output
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         schema, table = self._table_of(context.asset_key.path, metadata)

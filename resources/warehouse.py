@@ -8,15 +8,17 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from resources.bulk_write import WriteMode, existing_columns, write_arrow
+
+if TYPE_CHECKING:  # imported where a DataFrame is built (see resources.bulk_write)
+    import pandas as pd
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 
@@ -105,8 +107,10 @@ class WarehouseResource(ConfigurableResource):
             for schema in schemas:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
 
-    def read_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def read_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> "pd.DataFrame":
         """Run a parameterized query and return a DataFrame."""
+        import pandas as pd
+
         with self.connect() as conn:
             result = conn.execute(sa.text(sql), dict(params or {}))
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -121,7 +125,7 @@ class WarehouseResource(ConfigurableResource):
 
     def write_table(
         self,
-        data: pa.Table | pd.DataFrame,
+        data: "pa.Table | pd.DataFrame",
         schema: str,
         table: str,
         mode: WriteMode = "replace",

@@ -89,3 +89,15 @@ def test_streaming_refresh_leaves_model_tests_to_the_data_tests_job() -> None:
     assert tests.resolve_checks(graph) == model_checks
     schedule = defs.resolve_schedule_def("commerce_data_tests_schedule")
     assert schedule.job_name == "commerce_data_tests" and schedule.cron_schedule == "*/5 * * * *"
+
+
+def test_loading_the_code_location_does_not_import_pandas() -> None:
+    """Every run process and the code server import the location: pandas (~1.8 s) waits until used."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, orchestration.definitions; print('pandas loaded:', 'pandas' in sys.modules)"
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "pandas loaded: False"
