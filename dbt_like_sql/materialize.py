@@ -11,6 +11,11 @@
   refreshed ``CONCURRENTLY``; recreated when its definition hash (kept in the object's comment)
   changes. DuckDB has no materialized views, so it gets the ``table`` materialization.
 
+On PostgreSQL a table built or rebuilt whole (and a materialized view created) is ``ANALYZE``d in
+the same transaction: the models reading it right after get plans from real statistics instead of
+waiting for autovacuum (the export reports ran 3x slower on a fresh ``stg.exportacao``).
+Incremental merges leave statistics to autovacuum: they run every streaming cycle.
+
 Model SQL goes through the driver cursor (no parameter parsing), so ``%`` and ``:name`` inside
 string literals are safe on both engines.
 """
@@ -273,6 +278,12 @@ def _build_view(s: _Session, model: SqlModel, details: dict[str, Any]) -> str:
         return "recreated"
 
 
+def _analyze(s: _Session, schema: str, name: str) -> None:
+    """Fresh planner statistics for a relation just built whole (PostgreSQL; DuckDB keeps its own)."""
+    if s.is_pg:
+        s.run(f"ANALYZE {s.q(schema, name)}")
+
+
 def _build_table(
     s: _Session, model: SqlModel, select_sql: str, full_refresh: bool, details: dict[str, Any]
 ) -> str:
@@ -292,6 +303,7 @@ def _build_table(
             s.run(f"TRUNCATE TABLE {target}")
             s.run(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM (\n{select_sql}\n) AS src")
             _sync_indexes(s, schema, name, indexes)
+            _analyze(s, schema, name)
             return "truncate_insert"
         s.log.info(f"{model.relation}: columns changed, swapping in a new table")
     staging_name = f"{name}__afl_new"
@@ -302,6 +314,7 @@ def _build_table(
         s.drop(schema, name, "table", details)
     s.run(f"ALTER TABLE {staging} RENAME TO {s.q(name)}")
     _sync_indexes(s, schema, name, indexes)
+    _analyze(s, schema, name)
     if kind is None:
         return "created"
     return "full_refresh" if full_refresh else "swapped"
@@ -364,6 +377,7 @@ def _build_materialized_view(
         s.drop(schema, name, "materialized_view", details)
     s.run(f"CREATE MATERIALIZED VIEW {target} AS\n{model.sql}\nWITH DATA")
     _sync_indexes(s, schema, name, indexes)
+    _analyze(s, schema, name)
     s.run(f"COMMENT ON MATERIALIZED VIEW {target} IS '{_COMMENT_PREFIX}{wanted_hash}'")
     details["definition_hash"] = wanted_hash
     return "created" if kind is None else "recreated"
