@@ -21,6 +21,13 @@ columns:
 --- */
 -- Division of NUMERICs is exact on PostgreSQL but DOUBLE on DuckDB: fixing the quotient to 10
 -- decimals before rounding to 2 makes both engines round the same value the same way.
+-- Grouping by (pais, ano) first is one parallel hash aggregate over the rows; the years' array is
+-- then built from a few thousand groups (ARRAY_AGG(DISTINCT) would sort every row per country).
+WITH by_year AS (
+    SELECT pais, ano, SUM(valor_usd) AS valor_usd, SUM(peso_kg) AS peso_kg
+    FROM stg.exportacao
+    GROUP BY pais, ano
+)
 SELECT
     pais,
     CAST(SUM(valor_usd) AS NUMERIC(18, 2)) AS total_usd,
@@ -29,7 +36,7 @@ SELECT
         ROUND(CAST(SUM(valor_usd) * 100.0 / NULLIF(SUM(SUM(valor_usd)) OVER (), 0) AS NUMERIC(38, 10)), 2)
         AS NUMERIC(5, 2)
     ) AS participacao_pct,
-    ARRAY_AGG(DISTINCT ano ORDER BY ano) AS anos,
+    ARRAY_AGG(ano ORDER BY ano) AS anos,
     CAST(NOW() AT TIME ZONE 'UTC' AS TIMESTAMP) AS updated_at
-FROM stg.exportacao
+FROM by_year
 GROUP BY pais

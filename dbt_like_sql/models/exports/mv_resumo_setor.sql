@@ -13,10 +13,16 @@ columns:
   anos: {description: "Years with exports in the sector, ascending"}
   updated_at: {description: When the summary was last refreshed (UTC)}
 --- */
+-- Pre-grouped by (setor, ano), as in mv_resumo_pais: a parallel hash aggregate instead of a sort.
+WITH by_year AS (
+    SELECT setor, ano, SUM(valor_usd) AS valor_usd
+    FROM stg.exportacao
+    GROUP BY setor, ano
+)
 SELECT
     setor,
     CAST(SUM(valor_usd) AS NUMERIC(18, 2)) AS total_usd,
-    ARRAY_AGG(DISTINCT ano ORDER BY ano) AS anos,
+    ARRAY_AGG(ano ORDER BY ano) AS anos,
     CAST(NOW() AT TIME ZONE 'UTC' AS TIMESTAMP) AS updated_at
-FROM stg.exportacao
+FROM by_year
 GROUP BY setor
