@@ -165,6 +165,11 @@ def run(rows: int, engines: list[str], baseline_rows: int) -> dict:
                 figures["reports_refresh_s"] = _refresh(
                     warehouse, workdir / "landing", instance, list(REPORT_KEYS)
                 )
+                # The first refresh after the build also sets the new pages' hint bits; the next
+                # one is the steady state a daily or post-load refresh sees.
+                figures["reports_refresh_again_s"] = _refresh(
+                    warehouse, workdir / "landing", instance, list(REPORT_KEYS)
+                )
                 figures["xlsx_load_s"], figures["xlsx_step_s"] = _load(
                     xlsx_path, warehouse, workdir / "landing", instance
                 )
@@ -197,7 +202,8 @@ def _print(results: dict) -> None:
             ("  of which the asset step", f["xlsx_step_s"], rows / f["xlsx_step_s"]),
             ("stg/exportacao build", f["stg_build_s"], rows / f["stg_build_s"]),
             ("3 reports, first build", f["reports_create_s"], None),
-            ("3 reports, refresh", f["reports_refresh_s"], None),
+            ("3 reports, first refresh", f["reports_refresh_s"], None),
+            ("3 reports, refresh again", f["reports_refresh_again_s"], None),
             ("baseline read_csv + to_sql", f["baseline_s"], f["baseline_rows_per_s"]),
         ]
         for name, seconds, per_s in lines:
