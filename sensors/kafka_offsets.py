@@ -187,7 +187,7 @@ def in_flight_ranges(
     return ranges
 
 
-def catch_up_in_flight(
+def catch_up_should_wait(
     context: SensorEvaluationContext, pipeline: str, topic: str, job_name: str, timeout_s: float
 ) -> bool:
     """Whether the next ``job_name`` run of this pipeline and topic should wait (coalesce).
@@ -289,7 +289,7 @@ def build_kafka_offsets_sensor(
         if (
             catch_up_job is not None
             and target is catch_up_job
-            and catch_up_in_flight(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s())
+            and catch_up_should_wait(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s())
         ):
             # Coalesce: the waiting refresh run takes everything that arrives meanwhile, instead of
             # a queue of runs each rebuilding the same models one after the other.
