@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 WriteMode = Literal["replace", "append", "partition"]
 
 _COPY_BATCH_ROWS = 250_000
+_BINARY_COPY_BATCH_ROWS = 100_000
 
 
 def quote_ident(conn: sa.Connection, *parts: str) -> str:
@@ -110,10 +111,14 @@ def _add_missing_columns(
             )
 
 
+def _copy_statement(conn: sa.Connection, schema: str, table: str, data: pa.Table, fmt: str) -> str:
+    columns = ", ".join(quote_ident(conn, name) for name in data.column_names)
+    return f"COPY {quote_ident(conn, schema, table)} ({columns}) FROM STDIN (FORMAT {fmt})"
+
+
 def copy_into_postgres(conn: sa.Connection, schema: str, table: str, data: pa.Table) -> None:
     """COPY an Arrow table into PostgreSQL as CSV, streamed in batches (nulls unquoted, '' quoted)."""
-    columns = ", ".join(quote_ident(conn, name) for name in data.column_names)
-    statement = f"COPY {quote_ident(conn, schema, table)} ({columns}) FROM STDIN (FORMAT csv)"
+    statement = _copy_statement(conn, schema, table, data, "csv")
     options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
     driver_conn = conn.connection.driver_connection
     with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
@@ -121,6 +126,27 @@ def copy_into_postgres(conn: sa.Connection, schema: str, table: str, data: pa.Ta
             buffer = io.BytesIO()
             pacsv.write_csv(pa.Table.from_batches([batch]), buffer, options)
             copy.write(buffer.getbuffer())
+
+
+def copy_binary_into_postgres(conn: sa.Connection, schema: str, table: str, data: pa.Table) -> None:
+    """``COPY ... FROM STDIN (FORMAT binary)`` of an Arrow table, encoded by pgpq (Rust).
+
+    Binary COPY spares PostgreSQL the text parsing of every field (about a fifth of its COPY time
+    on the commerce events) and pgpq encodes 3-4x faster than the CSV writer. Unlike
+    :func:`copy_into_postgres`, the Arrow types must match the existing column types exactly
+    (string/TEXT, int32/INTEGER, int64/BIGINT, float64/DOUBLE PRECISION, timestamp[us]/TIMESTAMP),
+    so it serves tables with explicit DDL (e.g. :mod:`assets.commerce.tables`).
+    """
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    statement = _copy_statement(conn, schema, table, data, "binary")
+    encoder = ArrowToPostgresBinaryEncoder(data.schema)
+    driver_conn = conn.connection.driver_connection
+    with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(encoder.write_header())
+        for batch in data.to_batches(max_chunksize=_BINARY_COPY_BATCH_ROWS):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
 
 
 def insert_into_duckdb(conn: sa.Connection, schema: str, table: str, data: pa.Table) -> None:
