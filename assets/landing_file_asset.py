@@ -25,7 +25,6 @@ from assets.landing_ingest import (
     LandingTarget,
     ParsedFile,
     ingest_landing_file,
-    reconcile_partition,
 )
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.landing_zone import LandingZoneResource
@@ -107,7 +106,7 @@ def build_landing_file_asset(
         yield MaterializeResult(
             asset_key=rejects_key, metadata={**meta, "dagster/row_count": outcome.rows_rejected}
         )
-        counts = dict(outcome.counts) or reconcile_partition(warehouse, target, context.partition_key)
+        counts = dict(outcome.counts)
         yield AssetCheckResult(
             asset_key=rows_key,
             check_name=RECONCILED_CHECK,
