@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import (
@@ -28,7 +29,7 @@ from dagster import (
 from kafka.admin import NewPartitions
 
 from assets.commerce.decode import decode_events
-from assets.commerce.kafka_ingest import _RangeConsumer, ingest_kafka_ranges
+from assets.commerce.kafka_ingest import IngestResult, _RangeConsumer, ingest_kafka_ranges
 from assets.commerce.ledger import OffsetRange, parse_ranges
 from assets.commerce.raw_events import consumer_settings
 from assets.commerce.tables import ensure_commerce_tables
@@ -90,6 +91,27 @@ def _requested(result: SensorResult) -> list[OffsetRange]:
 
 def _all_offsets(kafka: KafkaResource, topic: str) -> list[OffsetRange]:
     return [OffsetRange(p, 0, end) for p, end in sorted(kafka.end_offsets(topic).items()) if end]
+
+
+def _ingest(
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    topic: str,
+    ranges: list[OffsetRange],
+    run_id: str,
+    *,
+    max_messages: int = 5000,
+    **options: Any,
+) -> IngestResult:
+    """One in-process range ingest with the production consumer settings."""
+    return ingest_kafka_ranges(
+        consumer_factory=lambda: kafka.range_consumer(consumer_settings(max_messages)),
+        warehouse=warehouse,
+        topic=topic,
+        ranges=ranges,
+        run_id=run_id,
+        **options,
+    )
 
 
 def _merged(ranges: list[OffsetRange]) -> dict[int, list[tuple[int, int]]]:
@@ -185,15 +207,8 @@ def test_replays_change_nothing_and_every_malformed_message_is_dead_lettered(
     produced = _produce(kafka, kafka_topic, 2000, seed=41, bad_share=0.05)
     ranges = _all_offsets(kafka, kafka_topic)
 
-    def ingest(which: list[OffsetRange], run_id: str):
-        return ingest_kafka_ranges(
-            consumer_factory=lambda: kafka.range_consumer(consumer_settings(2000)),
-            warehouse=pg,
-            topic=kafka_topic,
-            ranges=which,
-            run_id=run_id,
-            chunk_messages=300,
-        )
+    def ingest(which: list[OffsetRange], run_id: str) -> IngestResult:
+        return _ingest(kafka, pg, kafka_topic, which, run_id, max_messages=2000, chunk_messages=300)
 
     first = ingest(ranges, "run-1")
     assert first.events_loaded + first.dead_letters == 2000
@@ -275,13 +290,7 @@ def test_ingest_killed_before_commit_then_rerun_loads_each_event_once(
     ranges = _all_offsets(kafka, kafka_topic)
     # Part of partition 0 is already committed by an earlier run.
     head = OffsetRange(0, 0, ranges[0].end_offset // 2)
-    ingest_kafka_ranges(
-        consumer_factory=lambda: kafka.range_consumer(consumer_settings(5000)),
-        warehouse=pg,
-        topic=kafka_topic,
-        ranges=[head],
-        run_id="earlier",
-    )
+    _ingest(kafka, pg, kafka_topic, [head], "earlier")
     (before,) = rows(pg, "SELECT COUNT(*) AS n FROM raw.commerce_events")
 
     env = {
@@ -310,13 +319,7 @@ def test_ingest_killed_before_commit_then_rerun_loads_each_event_once(
         {"n": 0}
     ]
 
-    rerun = ingest_kafka_ranges(
-        consumer_factory=lambda: kafka.range_consumer(consumer_settings(5000)),
-        warehouse=pg,
-        topic=kafka_topic,
-        ranges=ranges,
-        run_id="rerun",
-    )
+    rerun = _ingest(kafka, pg, kafka_topic, ranges, "rerun")
     assert rerun.already_loaded == head.size
     (stats,) = rows(
         pg,
@@ -342,15 +345,9 @@ def test_a_run_starting_while_another_commits_does_not_wait_for_it(
         release.wait(60)
 
     loader = threading.Thread(
-        target=ingest_kafka_ranges,
-        kwargs={
-            "consumer_factory": lambda: kafka.range_consumer(consumer_settings(200)),
-            "warehouse": pg,
-            "topic": kafka_topic,
-            "ranges": ranges,
-            "run_id": "open",
-            "before_commit": hold,
-        },
+        target=_ingest,
+        args=(kafka, pg, kafka_topic, ranges, "open"),
+        kwargs={"max_messages": 200, "before_commit": hold},
     )
     loader.start()
     try:
@@ -371,15 +368,8 @@ def test_kafka_ranges_load_into_duckdb_too(kafka: KafkaResource, kafka_topic: st
     warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
     ranges = _all_offsets(kafka, kafka_topic)
 
-    def ingest(run_id: str):
-        return ingest_kafka_ranges(
-            consumer_factory=lambda: kafka.range_consumer(consumer_settings(600)),
-            warehouse=warehouse,
-            topic=kafka_topic,
-            ranges=ranges,
-            run_id=run_id,
-            chunk_messages=100,
-        )
+    def ingest(run_id: str) -> IngestResult:
+        return _ingest(kafka, warehouse, kafka_topic, ranges, run_id, max_messages=600, chunk_messages=100)
 
     first = ingest("run-1")
     assert (first.events_loaded, first.dead_letters) == (
