@@ -693,3 +693,25 @@ def test_blocking_check_stops_downstream(warehouse: WarehouseResource, tmp_path:
     assert set(materializations(result)) == {"s/guarded"}
     assert checks(result)["not_null__val"].metadata["failing_rows"].value == 1
     assert not warehouse.table_exists("s", "after")
+
+
+def test_tables_built_whole_are_analyzed_on_postgresql(
+    pg_warehouse: WarehouseResource, tmp_path: Path
+) -> None:
+    """Models reading a table right after its build plan with real statistics (pg_class.reltuples)."""
+    seed_events(pg_warehouse, [(1, "a", T0), (2, "b", T0), (3, "c", T0)])
+    root = tmp_path / "models"
+    models = {"g/t": ("schema: s\nmaterialized: table", "SELECT id, val FROM raw.events")}
+
+    def planner_rows() -> float:
+        return float(pg_warehouse.scalar("SELECT reltuples FROM pg_class WHERE oid = 's.t'::regclass"))
+
+    meta = materializations(materialize(write_models(root, models), pg_warehouse))
+    assert meta["s/t"]["action"] == "created" and planner_rows() == 3
+    run_sql(
+        pg_warehouse,
+        "INSERT INTO raw.events (id, val, updated_at) VALUES (:id, :val, :ts)",
+        params=[{"id": 4, "val": "d", "ts": T0}],
+    )
+    meta = materializations(materialize(write_models(root, models), pg_warehouse))
+    assert meta["s/t"]["action"] == "truncate_insert" and planner_rows() == 4
