@@ -38,6 +38,7 @@ TUNING = {
     "work_mem": "'16MB'",
     "maintenance_work_mem": "'256MB'",
     "log_checkpoints": "off",
+    "log_lock_waits": "on",  # a statement waiting > deadlock_timeout (1 s) for a lock is logged
     "logging_collector": "off",  # stderr goes to the services log file
     "log_line_prefix": "'%m [%p] %q%u@%d '",
     "log_timezone": "'UTC'",

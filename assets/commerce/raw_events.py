@@ -168,14 +168,34 @@ def reconcile_ranges(
     return counts
 
 
+# How long the summary may wait for its table lock. It needs SHARE UPDATE EXCLUSIVE, which
+# autovacuum and ANALYZE hold for seconds on a table that just grew; waiting would stall the run
+# (PostgreSQL cancels autovacuum only after deadlock_timeout, 1 s), and skipping loses nothing.
+_SUMMARIZE_LOCK_TIMEOUT = "50ms"
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
 def _summarize_new_pages(conn: sa.Connection) -> None:
-    """Summarize the BRIN ranges loaded since the last summary (best effort: needs ownership)."""
+    """Summarize the BRIN ranges loaded since the last summary, if the table lock is free now.
+
+    Best effort: unsummarized ranges still match every BRIN scan (the count stays exact, it only
+    reads those pages), and autovacuum summarizes them when it vacuums the table.
+    """
     index = f"{RAW_SCHEMA}.{KAFKA_COORDINATES_BRIN}"
     try:
         with conn.begin_nested():
+            # set_config(..., true) is undone with the savepoint if the summary fails; on success
+            # the previous value is put back so the count below is not bound by it.
+            set_lock_timeout = sa.text("SELECT set_config('lock_timeout', :t, true)")
+            previous = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+            conn.execute(set_lock_timeout, {"t": _SUMMARIZE_LOCK_TIMEOUT})
             conn.execute(sa.text("SELECT brin_summarize_new_values(to_regclass(:index))"), {"index": index})
+            conn.execute(set_lock_timeout, {"t": previous})
     except sa.exc.DBAPIError as exc:
-        _LOG.warning(f"could not summarize {index}: {exc}")
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            _LOG.info(f"{index} not summarized: its table is being vacuumed or analyzed")
+        else:
+            _LOG.warning(f"could not summarize {index}: {exc}")
 
 
 _KAFKA_COMMON: dict[str, Any] = {

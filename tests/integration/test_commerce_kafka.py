@@ -31,7 +31,7 @@ from kafka.admin import NewPartitions
 from assets.commerce.decode import decode_events
 from assets.commerce.kafka_ingest import IngestResult, _RangeConsumer, ingest_kafka_ranges
 from assets.commerce.ledger import OffsetRange, parse_ranges
-from assets.commerce.raw_events import consumer_settings
+from assets.commerce.raw_events import consumer_settings, reconcile_ranges
 from assets.commerce.tables import ensure_commerce_tables
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
@@ -259,7 +259,7 @@ _KILLED_INGEST = textwrap.dedent(
     import json, os, sys, time
     from assets.commerce.kafka_ingest import ingest_kafka_ranges
     from assets.commerce.ledger import OffsetRange
-    from assets.commerce.raw_events import consumer_settings
+    from assets.commerce.raw_events import consumer_settings, reconcile_ranges
     from resources.kafka import KafkaResource
     from resources.warehouse import WarehouseResource
 
@@ -361,6 +361,38 @@ def test_a_run_starting_while_another_commits_does_not_wait_for_it(
         release.set()
         loader.join(60)
     assert rows(pg, "SELECT COUNT(*) AS n FROM raw.commerce_events") == [{"n": 200}]
+
+
+def test_reconciliation_does_not_wait_for_a_vacuum_holding_the_table(
+    kafka: KafkaResource, kafka_topic: str, pg: WarehouseResource
+) -> None:
+    """The BRIN summary is skipped while autovacuum/ANALYZE hold the table; the count stays exact."""
+    _produce(kafka, kafka_topic, 300, seed=62, bad_share=0.05)
+    ranges = _all_offsets(kafka, kafka_topic)
+    result = _ingest(kafka, pg, kafka_topic, ranges, "vacuumed", max_messages=300)
+    counted: dict[str, dict[str, int]] = {}
+    # SHARE UPDATE EXCLUSIVE is what a (auto)vacuum or ANALYZE of raw.commerce_events holds.
+    with pg.begin() as vacuum:
+        vacuum.exec_driver_sql("LOCK TABLE raw.commerce_events IN SHARE UPDATE EXCLUSIVE MODE")
+        counter = threading.Thread(
+            target=lambda: counted.update(counts=reconcile_ranges(pg, kafka_topic, result.ranges))
+        )
+        counter.start()
+        counter.join(30)
+        assert not counter.is_alive(), "the reconciliation waited for the table lock"
+    assert counted["counts"] == {
+        "offsets": 300,
+        "events": result.events_loaded,
+        "dead_letters": result.dead_letters,
+    }
+    assert result.events_loaded + result.dead_letters == 300 and result.dead_letters > 0
+    # With the table free again, the summary runs and the count is unchanged.
+    assert reconcile_ranges(pg, kafka_topic, result.ranges) == counted["counts"]
+    unsummarized = rows(
+        pg,
+        "SELECT brin_summarize_new_values('raw.commerce_events__brin__kafka_coordinates'::regclass) AS n",
+    )
+    assert unsummarized == [{"n": 0}]
 
 
 def test_kafka_ranges_load_into_duckdb_too(kafka: KafkaResource, kafka_topic: str, tmp_path: Path) -> None:
