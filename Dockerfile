@@ -31,7 +31,10 @@ COPY dbt_like_sql ./dbt_like_sql
 COPY generators ./generators
 COPY api ./api
 COPY services ./services
+# The sources are byte-compiled here (pip compiled the dependencies): PYTHONDONTWRITEBYTECODE keeps
+# processes from writing .pyc at run time, so every run container would recompile them otherwise.
 RUN pip install --no-deps -e . \
+    && python -m compileall -q orchestration assets resources io_managers sensors dbt_like_sql generators api services \
     && python -c "import orchestration.json_logs, api.app"
 
 # Production instance (PostgreSQL storage, queued runs, DockerRunLauncher) and gRPC workspace.
