@@ -71,13 +71,6 @@ class SearchResource(ConfigurableResource):
             return Elasticsearch(self.url, **kwargs)
         raise ValueError(f"unknown search engine {self.engine!r}: SEARCH_ENGINE must be one of {ENGINES}")
 
-    def _helpers(self) -> Any:
-        if self.engine == "opensearch":
-            from opensearchpy import helpers
-        else:
-            from elasticsearch import helpers
-        return helpers
-
     def _not_found(self) -> type[Exception]:
         if self.engine == "opensearch":
             from opensearchpy import NotFoundError
@@ -144,6 +137,17 @@ class SearchResource(ConfigurableResource):
         self.client().indices.refresh(index=index)
 
     # ----- documents
+    def bulk_ndjson(self, body: bytes) -> dict[str, Any]:
+        """Send one prebuilt NDJSON ``_bulk`` body; the reply lists only the failed items.
+
+        ``{"errors": false}`` when every document was indexed, else ``items`` holds one
+        ``{"<op>": {"error": ...}}`` per refused document (the engine filters the rest out).
+        """
+        reply_filter = "errors,items.*.error"
+        if self.engine == "opensearch":
+            return _body(self.client().bulk(body=body, filter_path=reply_filter))
+        return _body(self.client().bulk(operations=body, filter_path=reply_filter))
+
     def bulk_index(
         self,
         index: str,
@@ -152,22 +156,16 @@ class SearchResource(ConfigurableResource):
         refresh: bool = False,
         chunk_size: int = 1000,
     ) -> int:
-        """Index ``docs`` with the client's bulk helper; ``_id`` from ``id_field`` when given.
+        """Index ``docs`` (``_id`` from ``id_field`` when given); ``refresh`` makes them searchable now.
 
-        Returns the number of documents indexed; raises the helper's BulkIndexError on any failure.
+        Returns the number of documents indexed; raises ``BulkRejectedError`` if any was refused.
         """
+        from resources.search_bulk import bulk_index
 
-        def actions() -> Iterable[dict[str, Any]]:
-            for doc in docs:
-                action: dict[str, Any] = {"_index": index, "_source": dict(doc)}
-                if id_field is not None:
-                    action["_id"] = str(doc[id_field])
-                yield action
-
-        ok, _errors = self._helpers().bulk(
-            self.client(), actions(), chunk_size=chunk_size, refresh="wait_for" if refresh else False
-        )
-        return int(ok)
+        indexed = bulk_index(self, index, docs, id_field=id_field, chunk_docs=chunk_size, threads=1)
+        if refresh:
+            self.refresh(index)
+        return indexed
 
     def search(
         self, index: str, query: Mapping[str, Any] | None = None, size: int = 10, **body: Any

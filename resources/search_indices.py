@@ -1,7 +1,7 @@
 """Versioned search indices behind an alias, rebuilt without readers ever seeing a partial index.
 
 A build creates ``<alias>_v<UTC timestamp>`` with explicit mappings (``dynamic: strict``, refresh off,
-no replicas while loading), streams the documents in with the client's parallel bulk helper,
+no replicas while loading), streams the documents in as concurrent NDJSON bulk requests,
 restores the refresh interval, refreshes, verifies the document count, then moves the alias in ONE
 ``_aliases`` request (remove the alias from every ``<alias>_v*`` index + add it to the new one), which
 the cluster applies atomically. Old versions beyond ``keep`` are pruned afterwards. Any failure before
@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from resources.search import SearchResource
+from resources.search_bulk import BulkRejectedError, bulk_index
 
 _VERSION_RE = r"_v\d{8}t\d{12}$"
 
@@ -99,74 +100,12 @@ def alias_switch_actions(
     return actions
 
 
-def _helpers(search: SearchResource) -> Any:
-    if search.engine == "opensearch":
-        from opensearchpy import helpers
-    else:
-        from elasticsearch import helpers
-    return helpers
-
-
 def _put_settings(search: SearchResource, index: str, settings: Mapping[str, Any]) -> None:
     client = search.client()
     if search.engine == "opensearch":
         client.indices.put_settings(index=index, body={"index": dict(settings)})
     else:
         client.indices.put_settings(index=index, settings={"index": dict(settings)})
-
-
-def bulk_actions(
-    index: str, docs: Iterable[Mapping[str, Any]], id_field: str | None
-) -> Iterator[dict[str, Any]]:
-    """Bulk ``index`` actions for ``docs`` (``_id`` from ``id_field`` when given)."""
-    for doc in docs:
-        action: dict[str, Any] = {"_index": index, "_source": doc}
-        if id_field is not None:
-            action["_id"] = str(doc[id_field])
-        yield action
-
-
-def parallel_bulk_index(
-    search: SearchResource,
-    index: str,
-    docs: Iterable[Mapping[str, Any]],
-    *,
-    id_field: str | None = None,
-    chunk_size: int = 2000,
-    thread_count: int = 2,
-    max_chunk_bytes: int = 20 * 1024 * 1024,
-    on_progress: Callable[[int], None] | None = None,
-) -> int:
-    """Index a document stream with ``thread_count`` concurrent bulk requests; return documents indexed.
-
-    The input is consumed lazily (memory stays flat); any rejected document raises, so a build never
-    silently misses documents.
-    """
-    helpers = _helpers(search)
-    indexed = 0
-    failures: list[Any] = []
-    results = helpers.parallel_bulk(
-        search.client(),
-        bulk_actions(index, docs, id_field),
-        thread_count=thread_count,
-        chunk_size=chunk_size,
-        max_chunk_bytes=max_chunk_bytes,
-        raise_on_error=False,
-        raise_on_exception=True,
-    )
-    for ok, info in results:
-        if ok:
-            indexed += 1
-            if on_progress is not None and indexed % chunk_size == 0:
-                on_progress(indexed)
-        elif len(failures) < 5:
-            failures.append(info)
-        else:
-            failures.append(None)
-    if failures:
-        sample = [f for f in failures if f is not None]
-        raise IndexBuildError(f"{len(failures)} documents rejected by {index}; first: {sample}")
-    return indexed
 
 
 def switch_alias(search: SearchResource, alias: str, new_index: str) -> list[str]:
@@ -219,9 +158,12 @@ def build_versioned_index(
     search.create_index(name, mappings=definition.mappings, settings=build_settings, exist_ok=False)
     try:
         bulk_started = time.perf_counter()
-        indexed = parallel_bulk_index(
-            search, name, docs, id_field=definition.id_field, chunk_size=chunk_size, thread_count=thread_count
-        )
+        try:
+            indexed = bulk_index(
+                search, name, docs, id_field=definition.id_field, chunk_docs=chunk_size, threads=thread_count
+            )
+        except BulkRejectedError as exc:
+            raise IndexBuildError(str(exc)) from exc
         bulk_seconds = time.perf_counter() - bulk_started
         _put_settings(
             search,

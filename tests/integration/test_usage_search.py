@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from api.routers.insights import get_index_prefix, get_search, router
 from assets.usage.insight_indices import insight_index_assets
 from resources.search import SearchResource
+from resources.search_bulk import BulkRejectedError, bulk_index
 from resources.search_indices import (
     IndexBuildError,
     IndexDefinition,
@@ -80,6 +81,25 @@ def test_failed_build_keeps_previous_version(search: SearchResource, search_inde
     assert versions_of(search, definition.alias) == [first.index]
     assert search.alias_indices(definition.alias) == [first.index]
     assert search.count(definition.alias) == 5
+
+
+def test_bulk_indexes_the_good_documents_and_reports_every_refused_one(
+    search: SearchResource, search_index_prefix: str
+) -> None:
+    """Concurrent NDJSON requests: refused documents are counted and sampled, the rest are indexed."""
+    name = f"{search_index_prefix}bulk"
+    search.create_index(name, mappings=MAPPINGS, exist_ok=False)
+    docs = _docs(5000, "ok")
+    for bad in (7, 2500, 4999):
+        docs[bad] = {"n": "not a number", "word": "bad"}
+    with pytest.raises(BulkRejectedError, match="3 documents rejected") as refused:
+        bulk_index(search, name, docs, chunk_docs=700, threads=3)
+    assert "mapper_parsing_exception" in str(refused.value)
+    search.refresh(name)
+    assert search.count(name) == 4997
+    assert bulk_index(search, name, _docs(1200, "more"), id_field="n", chunk_docs=500, threads=2) == 1200
+    search.refresh(name)
+    assert search.count(name, {"term": {"word": "more"}}) == 1200
 
 
 def test_alias_switch_is_atomic_under_concurrent_searches(
