@@ -71,11 +71,12 @@ def ndjson_chunks(
         action = (
             plain_action if id_field is None else prefix + b',"_id":' + encode(str(doc[id_field])) + b"}}\n"
         )
-        if documents and (documents >= chunk_docs or size + len(action) + len(source) + 1 > max_chunk_bytes):
+        length = len(action) + len(source) + 1
+        if documents and (documents >= chunk_docs or size + length > max_chunk_bytes):
             yield BulkChunk(b"".join(parts), documents)
             parts, size, documents = [], 0, 0
         parts += (action, source, b"\n")
-        size += len(action) + len(source) + 1
+        size += length
         documents += 1
     if documents:
         yield BulkChunk(b"".join(parts), documents)

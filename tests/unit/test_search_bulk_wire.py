@@ -20,8 +20,9 @@ from resources.search_bulk import BulkRejectedError, bulk_index, ndjson_chunks
 REFUSED = {"index": {"_id": "2", "status": 400, "error": {"type": "mapper_parsing_exception"}}}
 
 
-@pytest.fixture
-def bulk_endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+@pytest.fixture(params=["opensearch", "elasticsearch"])
+def bulk_endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[SearchResource, list[dict[str, Any]]]]:
+    """A client of each engine pointed at the stand-in endpoint, and the requests it received."""
     requests: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -48,18 +49,16 @@ def bulk_endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", requests
+        yield SearchResource(url=f"http://127.0.0.1:{server.server_port}", engine=request.param), requests
     finally:
         server.shutdown()
         server.server_close()
 
 
-@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
 def test_body_goes_out_unchanged_with_the_reply_filter(
-    engine: str, bulk_endpoint: tuple[str, list[dict[str, Any]]]
+    bulk_endpoint: tuple[SearchResource, list[dict[str, Any]]],
 ) -> None:
-    url, requests = bulk_endpoint
-    search = SearchResource(url=url, engine=engine)
+    search, requests = bulk_endpoint
     (chunk,) = ndjson_chunks("idx", [{"n": 1, "w": "ünï"}], "n")
     assert search.bulk_ndjson(chunk.body) == {"errors": False}
     (request,) = requests
@@ -69,12 +68,10 @@ def test_body_goes_out_unchanged_with_the_reply_filter(
     assert parse_qs(parts.query)["filter_path"] == ["errors,items.*.error"]
 
 
-@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
 def test_refused_items_are_counted_and_sampled(
-    engine: str, bulk_endpoint: tuple[str, list[dict[str, Any]]]
+    bulk_endpoint: tuple[SearchResource, list[dict[str, Any]]],
 ) -> None:
-    url, requests = bulk_endpoint
-    search = SearchResource(url=url, engine=engine)
+    search, requests = bulk_endpoint
     docs = [{"n": n} for n in range(6)]
     with pytest.raises(BulkRejectedError, match="1 documents rejected by idx") as refused:
         bulk_index(search, "idx", docs, id_field="n", chunk_docs=2, threads=2)
