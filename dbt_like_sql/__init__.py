@@ -6,26 +6,65 @@ validates them (dependencies come from the SQL itself); :func:`build_sql_model_a
 into a Dagster asset whose declared data tests are asset checks.
 """
 
-from dbt_like_sql.assets import (
-    SqlModelRunConfig,
-    build_sql_model_asset,
-    build_sql_model_assets,
-    declared_automation_condition,
-)
-from dbt_like_sql.data_tests import TestOutcome, run_data_tests
-from dbt_like_sql.materialize import MaterializationOutcome, materialize_model
-from dbt_like_sql.project import (
-    DEFAULT_MODELS_DIR,
-    MATERIALIZATIONS,
-    Automation,
-    ColumnConfig,
-    DataTest,
-    SqlModel,
-    SqlProject,
-    SqlProjectError,
-    load_project,
-    parse_model,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbt_like_sql.assets import (
+        SqlModelRunConfig,
+        build_sql_model_asset,
+        build_sql_model_assets,
+        declared_automation_condition,
+    )
+    from dbt_like_sql.data_tests import TestOutcome, run_data_tests
+    from dbt_like_sql.materialize import MaterializationOutcome, materialize_model
+    from dbt_like_sql.project import (
+        DEFAULT_MODELS_DIR,
+        MATERIALIZATIONS,
+        Automation,
+        ColumnConfig,
+        DataTest,
+        SqlModel,
+        SqlProject,
+        SqlProjectError,
+        load_project,
+        parse_model,
+    )
+
+# Exported name -> submodule. Loaded on first use (PEP 562), so ``dbt_like_sql.catalog`` and
+# ``dbt_like_sql.lineage`` can be imported (by the read API) without importing Dagster.
+_EXPORTS = {
+    "SqlModelRunConfig": "assets",
+    "build_sql_model_asset": "assets",
+    "build_sql_model_assets": "assets",
+    "declared_automation_condition": "assets",
+    "TestOutcome": "data_tests",
+    "run_data_tests": "data_tests",
+    "MaterializationOutcome": "materialize",
+    "materialize_model": "materialize",
+    "DEFAULT_MODELS_DIR": "catalog",
+    "SqlProjectError": "catalog",
+    "MATERIALIZATIONS": "project",
+    "Automation": "project",
+    "ColumnConfig": "project",
+    "DataTest": "project",
+    "SqlModel": "project",
+    "SqlProject": "project",
+    "load_project": "project",
+    "parse_model": "project",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MODELS_DIR",

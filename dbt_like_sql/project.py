@@ -15,12 +15,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from dagster import AssetKey
 
 from dbt_like_sql import lineage
-
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+from dbt_like_sql.catalog import (
+    DEFAULT_MODELS_DIR,
+    SqlProjectError,
+    default_group,
+    dependency_order,
+    discover_model_files,
+    lineage_in_order,
+    split_header,
+)
 
 Materialization = Literal["view", "table", "incremental", "materialized_view"]
 MATERIALIZATIONS: tuple[str, ...] = ("view", "table", "incremental", "materialized_view")
@@ -67,12 +73,7 @@ _TEST_ARG_KEYS: dict[str, set[str]] = {
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _TAG_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
-_HEADER_RE = re.compile(r"\A\s*/\*\s*---[ \t]*\r?\n(?P<yaml>.*?)\r?\n[ \t]*---\s*\*/(?P<sql>.*)\Z", re.DOTALL)
 _THIS_RE = re.compile(r"\{\{\s*this\s*\}\}")
-
-
-class SqlProjectError(ValueError):
-    """A model file or the model graph is invalid; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -181,27 +182,6 @@ class SqlProject:
 # Parsing
 
 
-def split_header(text: str, path: Path | str = "<string>") -> tuple[dict[str, Any], str]:
-    """Split a model file into its YAML config mapping and the SQL body."""
-    match = _HEADER_RE.match(text)
-    if not match:
-        raise SqlProjectError(
-            f"{path}: missing config header; a model must start with a '/* ---' ... '--- */' YAML block"
-        )
-    try:
-        config = yaml.safe_load(match["yaml"]) or {}
-    except yaml.YAMLError as exc:
-        raise SqlProjectError(f"{path}: invalid YAML in config header: {exc}") from exc
-    if not isinstance(config, dict):
-        raise SqlProjectError(f"{path}: config header must be a YAML mapping, got {type(config).__name__}")
-    sql = match["sql"].strip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    if not sql:
-        raise SqlProjectError(f"{path}: the model has no SQL after its config header")
-    return config, sql
-
-
 def parse_model(text: str, path: Path | str = "<string>", *, default_group: str = "default") -> SqlModel:
     """Parse and validate one model file's text (lineage and deps are filled in by load_project)."""
     path = Path(path)
@@ -288,7 +268,9 @@ def parse_model(text: str, path: Path | str = "<string>", *, default_group: str 
             err.add(f"tests_where does not parse: {exc}")
 
     err.raise_if_any()
+    # Both were validated above: a missing/invalid one was reported and raise_if_any raised.
     assert expression is not None
+    assert isinstance(schema, str)
 
     output: list[str] | None = None
     try:
@@ -337,11 +319,6 @@ def parse_model(text: str, path: Path | str = "<string>", *, default_group: str 
     )
 
 
-def discover_model_files(models_dir: Path) -> list[Path]:
-    """Every ``.sql`` file below ``models_dir``, in a stable order."""
-    return sorted(p for p in models_dir.rglob("*.sql") if p.is_file())
-
-
 def load_project(models_dir: Path = DEFAULT_MODELS_DIR) -> SqlProject:
     """Parse every model, derive dependencies and column lineage from the SQL, and reject bad graphs."""
     models_dir = Path(models_dir)
@@ -349,9 +326,8 @@ def load_project(models_dir: Path = DEFAULT_MODELS_DIR) -> SqlProject:
         raise SqlProjectError(f"models directory {models_dir} does not exist")
     parsed: dict[AssetKey, SqlModel] = {}
     for path in discover_model_files(models_dir):
-        rel = path.relative_to(models_dir)
-        default_group = rel.parts[0] if len(rel.parts) > 1 else "default"
-        model = parse_model(path.read_text(encoding="utf-8"), path, default_group=default_group)
+        group = default_group(path, models_dir)
+        model = parse_model(path.read_text(encoding="utf-8"), path, default_group=group)
         if model.key in parsed:
             raise SqlProjectError(
                 f"{path}: table {model.relation} is already defined by {parsed[model.key].path}"
@@ -369,44 +345,15 @@ def load_project(models_dir: Path = DEFAULT_MODELS_DIR) -> SqlProject:
             raise SqlProjectError(f"{model.path}: model {model.relation} selects from itself")
         with_deps[key] = replace(model, deps=deps)
 
-    order = _topological_order(with_deps)
-
-    # Lineage in dependency order so upstream models' output columns resolve unqualified columns.
-    known_columns: dict[str, dict[str, dict[str, str]]] = {}
-    final: dict[AssetKey, SqlModel] = {}
-    for key in order:
-        model = with_deps[key]
-        col_lineage = lineage.column_lineage(model.sql, known_columns)
-        final[key] = replace(model, column_lineage=col_lineage)
-        if model.output_columns is not None:
-            known_columns.setdefault(model.schema, {})[model.name] = {
-                col: "UNKNOWN" for col in model.output_columns
-            }
+    order = dependency_order(
+        {key: model.deps for key, model in with_deps.items()},
+        label=lambda key: ".".join(key.path),
+        where=lambda key: with_deps[key].path,
+    )
+    relations = {key: (m.schema, m.name, m.sql, m.output_columns) for key, m in with_deps.items()}
+    by_model = lineage_in_order(order, relations)
+    final = {key: replace(with_deps[key], column_lineage=by_model[key]) for key in order}
     return SqlProject(models_dir=models_dir, models=final)
-
-
-def _topological_order(models: Mapping[AssetKey, SqlModel]) -> list[AssetKey]:
-    """Depth-first order over model->model deps, so a cycle can be reported with its full path."""
-    order: list[AssetKey] = []
-    state: dict[AssetKey, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(key: AssetKey, stack: list[AssetKey]) -> None:
-        if state.get(key) == 2:
-            return
-        if state.get(key) == 1:
-            cycle = stack[stack.index(key) :] + [key]
-            path = " -> ".join(".".join(k.path) for k in cycle)
-            raise SqlProjectError(f"dependency cycle between models: {path} ({models[key].path})")
-        state[key] = 1
-        for dep in models[key].deps:
-            if dep in models:
-                visit(dep, [*stack, key])
-        state[key] = 2
-        order.append(key)
-
-    for key in sorted(models, key=lambda k: k.to_user_string()):
-        visit(key, [])
-    return order
 
 
 # --------------------------------------------------------------------------------------------
