@@ -47,6 +47,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEARCH_ENGINE", "opensearch", "Search client flavour: opensearch or elasticsearch"),
     Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
     Setting("API_PORT", "8000", "Port of the read API"),
+    Setting(
+        "DAGSTER_UI_URL",
+        "http://127.0.0.1:3000",
+        "Base URL of the Dagster UI the dashboard links to (operations page, each asset)",
+    ),
+    Setting("DASHBOARD_REFRESH_SECONDS", "30", "Seconds between automatic refreshes of a dashboard page"),
     Setting("AFLUENTE_LOG_LEVEL", "INFO", "Level of the platform's python loggers in the read API and CLIs"),
     Setting(
         "AFLUENTE_LOG_FORMAT",
