@@ -3,25 +3,31 @@
 #   webserver  dagster-webserver -h 0.0.0.0 -p 3000 -w /opt/dagster/workspace.yaml
 #   daemon     dagster-daemon run -w /opt/dagster/workspace.yaml
 #   read API   python -m api
-# and the run workers DockerRunLauncher starts from it. Dependencies are installed at the exact
-# versions of requirements.lock (`make lock` pins what the test suite ran against), then the
-# project itself without resolving anything again.
+# and the run workers DockerRunLauncher starts from it. Every Python package is installed at the exact
+# version of uv.lock (the same lock `make install` uses); `uv sync --locked` refuses a stale lock and
+# never resolves versions.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/afluente/.venv \
+    PATH=/opt/afluente/.venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/dagster_home
 
 WORKDIR /opt/afluente
 
-# Pinned dependencies: a layer rebuilt only when the lock changes.
-COPY requirements.lock ./
-RUN pip install --no-deps -r requirements.lock && pip check
+# Locked dependencies: a layer rebuilt only when the lock changes. uv itself is installed at the
+# version the lock records, outside the project environment.
+COPY pyproject.toml uv.lock README.md ./
+RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
+    && uv sync --locked --no-install-project --compile-bytecode
 
 # The project (editable: the sources, SQL models and YAML files stay where the code expects them).
-COPY pyproject.toml README.md ./
 COPY orchestration ./orchestration
 COPY assets ./assets
 COPY resources ./resources
@@ -31,9 +37,9 @@ COPY dbt_like_sql ./dbt_like_sql
 COPY generators ./generators
 COPY api ./api
 COPY services ./services
-# The sources are byte-compiled here (pip compiled the dependencies): PYTHONDONTWRITEBYTECODE keeps
-# processes from writing .pyc at run time, so every run container would recompile them otherwise.
-RUN pip install --no-deps -e . \
+# The sources are byte-compiled here: PYTHONDONTWRITEBYTECODE keeps processes from writing .pyc at run
+# time, so every run container would recompile them otherwise.
+RUN uv sync --locked \
     && python -m compileall -q orchestration assets resources io_managers sensors dbt_like_sql generators api services \
     && python -c "import orchestration.json_logs, api.app"
 

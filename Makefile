@@ -5,19 +5,20 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-DAGSTER_PORT ?= 3000
-PYTEST_ARGS ?=
+# uv.lock decides every installed version (dev, CI, demo, image). The uv binary itself is one of the
+# locked packages: it is bootstrapped at that version, then `uv sync --locked` installs exactly the lock.
+UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install demo demo-data demo-materialize ui test test-unit lint services-up services-down services-status bench clean \
-	prod-config-check prod-grpc prod-up prod-down lock
-
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@test -x $(UV) || $(PY) -m pip install -q uv
-	$(UV) pip install -q --python $(PY) -e '.[dev]'
+	@test -x $(UV) || $(PY) -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) lock --check --offline -q 2>/dev/null || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' (it resolves new versions) and commit uv.lock"; \
+		exit 1; }
+	$(UV) sync --locked --extra dev --python $(PY) -q
 	@# Bytecode for every installed module, written once here: with PYTHONDONTWRITEBYTECODE set (as on
 	@# CI machines and in containers) every process would otherwise recompile pandas, dagster, ... from
 	@# source, ~2-3 s more for each Dagster run process. Only missing or stale files are compiled.
@@ -44,11 +45,15 @@ demo-data: install
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m orchestration.demo
 
+## ui: the Dagster webserver and daemon (the two processes of a deployment), both stopped on Ctrl-C
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0
+	@trap 'kill $$daemon 2>/dev/null; wait $$daemon 2>/dev/null' EXIT; \
+	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	$(VENV)/bin/dagster-webserver -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0
 
-## test: install, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB), run every test
-test: install services-up
+## test: install, lint and type-check, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB),
+## run every test
+test: install lint typecheck services-up
 	AFLUENTE_SERVICES_SKIP_UP=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: install
@@ -57,6 +62,9 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
 
 services-up: install
 	$(PY) -m services up
@@ -88,11 +96,12 @@ prod-up:
 prod-down:
 	docker compose down
 
-## lock: pin the Docker image's dependencies (requirements.lock) to the versions installed and tested here
-lock: install
-	$(UV) pip freeze --python $(PY) --exclude-editable > $(VENV)/.freeze.txt
-	$(UV) pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		--constraint $(VENV)/.freeze.txt --no-annotate --custom-compile-command "make lock" -q -o requirements.lock
+## lock: the only command that resolves versions. Run it after editing dependencies in pyproject.toml,
+## or to take new releases (`make lock UPGRADE=1`); then `make install` and commit uv.lock.
+UPGRADE ?=
+lock:
+	@test -x $(UV) || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install -q "uv==$(UV_VERSION)"; }
+	$(UV) lock $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf data .dagster_home .pytest_cache .ruff_cache

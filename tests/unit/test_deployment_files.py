@@ -8,7 +8,6 @@ PostgreSQL storage is exercised by ``tests/integration/test_production_instance.
 import re
 import tomllib
 from collections.abc import Iterator
-from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 import yaml
 from dagster import DagsterInstance, DefaultRunLauncher, QueuedRunCoordinator
 from dagster_docker import DockerRunLauncher
-from packaging.requirements import Requirement
 
 from orchestration.json_logs import PLATFORM_LOGGERS, JsonFormatter
 from resources.settings import SETTINGS
@@ -223,28 +221,15 @@ def test_docker_launcher_forwards_every_setting_on_the_compose_network() -> None
         assert mount.split(":")[0] in fixed_names, mount
 
 
-def test_requirements_lock_pins_every_dependency_at_the_tested_version() -> None:
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, pinned = line.partition("==")
-            pins[name.strip().lower().replace("_", "-")] = pinned.strip()
-    for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
-        requirement = Requirement(spec)
-        name = requirement.name.lower().replace("_", "-")
-        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
-        assert requirement.specifier.contains(pins[name]), (
-            f"{name}=={pins[name]} outside {requirement.specifier}"
-        )
-        assert pins[name] == installed_version(name), (
-            f"{name}: lock {pins[name]}, tested {installed_version(name)}"
-        )
-
-
 def test_dockerfile_builds_the_one_image_the_compose_services_run() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11", dockerfile, re.M)
-    assert "pip install --no-deps -r requirements.lock" in dockerfile
+    # Exactly the versions of uv.lock, never a resolution (tests/unit/test_locked_install.py checks the lock).
+    assert "COPY pyproject.toml uv.lock README.md ./" in dockerfile
+    assert (
+        len(re.findall(r"^\s*(?:&& |RUN )?uv sync --locked", dockerfile, re.M)) == 2
+        and "pip install -r" not in dockerfile
+    )
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     for package in packages["include"]:
         name = package.rstrip("*")
