@@ -1,4 +1,4 @@
-"""Self-healing: the run-failure sensor, its re-execution jobs and the incident upkeep sensor.
+"""Self-healing: the run-failure sensor, its re-execution jobs, incident upkeep and the run-worker watchdog.
 
 Built from the assembled code location (``build_self_healing_defs(defs)`` in
 ``orchestration/definitions.py``) so every asset, whatever its domain, can be re-executed: one
@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from sensors.run_failure import ReexecutionTargets, build_incident_upkeep_sensor, build_run_failure_sensor
+from sensors.run_worker_watchdog import build_run_worker_watchdog_sensor
 
 REEXECUTION_JOB_PREFIX = "self_healing_reexecution"
 
@@ -74,5 +75,6 @@ def build_self_healing_defs(defs: Definitions) -> Definitions:
         sensors=[
             build_run_failure_sensor(targets=targets, request_jobs=jobs),
             build_incident_upkeep_sensor(),
+            build_run_worker_watchdog_sensor(),
         ],
     )

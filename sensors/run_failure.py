@@ -114,6 +114,15 @@ _SUPERSEDING_STATUSES = [
     DagsterRunStatus.SUCCESS,
 ]
 _SUPERSEDING_LOOKAHEAD = 25
+# A run that started, then failed with no failed step and no error: its worker process died
+# (SIGKILL, out of memory, host or code server restart). Nothing in the run failed by itself, so
+# what it did not materialize is re-executed like a transient failure (its ingest may have
+# committed; the models after it must still be rebuilt).
+WORKER_CRASH = Diagnosis(
+    "transient",
+    "RunWorkerCrash",
+    "the run worker process died mid-run (killed, out of memory, host or code server restart)",
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -296,10 +305,16 @@ def read_failed_run(
     materialized: set[AssetKey] = set()
     records = instance.get_records_for_run(
         run.run_id,
-        of_type={DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_MATERIALIZATION},
+        of_type={
+            DagsterEventType.RUN_START,
+            DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            DagsterEventType.ASSET_MATERIALIZATION,
+        },
     ).records
+    started = False
     for record in records:
         event = record.event_log_entry.dagster_event
+        started = started or (event is not None and event.event_type == DagsterEventType.RUN_START)
         if event is None or event.asset_key is None:
             continue
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
@@ -315,7 +330,8 @@ def read_failed_run(
     if not steps:  # the run failed outside any step (run worker crash, launch or resource error)
         error = getattr(getattr(run_failure, "event_specific_data", None), "error", None)
         message = error_summary(error) or str(getattr(run_failure, "message", "") or "run failed")
-        steps.append(FailedStep(None, tuple(sorted(pending, key=str)), diagnose(error), message))
+        diagnosis = WORKER_CRASH if error is None and started else diagnose(error)
+        steps.append(FailedStep(None, tuple(sorted(pending, key=str)), diagnosis, message))
     return FailedRun(run=run, steps=tuple(steps), pending_keys=pending)
 
 

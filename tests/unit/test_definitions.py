@@ -56,6 +56,7 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
         "automation_sensor",
         "run_failure_incidents_sensor",
         "incident_upkeep_sensor",
+        "run_worker_watchdog_sensor",
         "aggregate_freshness_sensor",
     }
     assert {s.name for s in defs.schedules} >= {
