@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.db import Database, NotMaterializedError, WarehouseUnavailableError
+from api.docs_offline import install_offline_docs
 from api.routers.ops import HealthReport, health_report
 from resources.settings import setting
 
@@ -19,6 +20,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.exports",
     "api.routers.insights",
     "api.routers.ops",
+    "api.dashboard",
 )
 
 
@@ -30,6 +32,8 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
     app = FastAPI(
         title="afluente read API",
         version="0.1.0",
+        docs_url=None,  # served by install_offline_docs: FastAPI's own pages need a CDN
+        redoc_url=None,
         description=(
             "Read-only metrics over the tables the afluente pipelines produce: commerce clickstream "
             "(`/api/metrics/...`) and export statistics (`/metrics/...`). Every query is parameterized; "
@@ -37,6 +41,7 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
         ),
     )
     app.state.db = database
+    install_offline_docs(app)
 
     @app.exception_handler(NotMaterializedError)
     async def _not_materialized(request: Request, exc: NotMaterializedError) -> JSONResponse:
