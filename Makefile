@@ -10,6 +10,9 @@ UV := $(VENV)/bin/uv
 UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 export UV_PYTHON_DOWNLOADS := never
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_PORT ?= 3000
+PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -45,10 +48,15 @@ demo-data: install
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m orchestration.demo
 
-## ui: the Dagster webserver and daemon (the two processes of a deployment), both stopped on Ctrl-C
+## ui: the Dagster webserver and daemon (the two processes of a deployment) and the read API; Ctrl-C
+## stops all three
+export API_PORT ?= 8000
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	@trap 'kill $$daemon 2>/dev/null; wait $$daemon 2>/dev/null' EXIT; \
+	@printf '\n  Dagster UI  http://127.0.0.1:%s\n  API docs    http://127.0.0.1:%s/docs\n  Dashboard   http://127.0.0.1:%s/dashboard\n\n' \
+		$(DAGSTER_PORT) $(API_PORT) $(API_PORT)
+	@trap 'kill $$daemon $$api 2>/dev/null; wait 2>/dev/null' EXIT; \
 	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	API_HOST=0.0.0.0 $(PY) -m api & api=$$!; \
 	$(VENV)/bin/dagster-webserver -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0
 
 ## test: install, lint and type-check, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB),
