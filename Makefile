@@ -14,6 +14,9 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_PORT ?= 3000
 PYTEST_ARGS ?=
 
+.PHONY: install demo demo-data demo-materialize ui test test-unit lint typecheck services-up services-down \
+	services-status bench clean prod-config-check prod-grpc prod-up prod-down lock
+
 $(STAMP): pyproject.toml uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
