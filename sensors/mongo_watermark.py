@@ -24,12 +24,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from pymongo.errors import ConnectionFailure
 
 from assets.usage.mongo_ingest import BatchRange, plan_batch, read_watermark, source_key_for
 from resources.mongo import MongoResource
 from resources.warehouse import WarehouseResource
 
 MONGO_SOURCE_TAG = "afluente/mongo_source"
+MAX_SKIP_CHARS = 300
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -91,14 +93,18 @@ def build_mongo_watermark_sensor(
         if in_flight:
             return SkipReason(f"batch run {in_flight[0].run_id} of {source_key} is still in flight")
         watermark = read_watermark(warehouse, source_key)
-        batch = plan_batch(
-            collection,
-            watermark,
-            now=dt.datetime.now(dt.UTC),
-            lag_seconds=lag_seconds(),
-            max_docs=max_docs(),
-            peek_timeout_ms=peek_timeout_ms(),
-        )
+        try:
+            batch = plan_batch(
+                collection,
+                watermark,
+                now=dt.datetime.now(dt.UTC),
+                lag_seconds=lag_seconds(),
+                max_docs=max_docs(),
+                peek_timeout_ms=peek_timeout_ms(),
+            )
+        except ConnectionFailure as exc:  # server selection timeout, reconnect, network timeout
+            # Like the Kafka sensor with its broker down: nothing to request until it is back.
+            return SkipReason(f"MongoDB unreachable for {source_key}: {str(exc)[:MAX_SKIP_CHARS]}")
         position = watermark.position.token() if watermark.position else "start"
         if batch is None:
             return SensorResult(

@@ -237,3 +237,22 @@ def test_open_ended_batches_read_in_keyset_order_and_resume(
     rejects = _rows(warehouse, "SELECT event_id FROM raw.usage_events_rejects")
     assert sorted(e for (e,) in rejects) == sorted(str(d["_id"]) for d in docs if not _valid(d))
     assert read_watermark(warehouse, source_key).position == Position(horizon)
+
+
+def test_sensor_skips_with_a_reason_while_mongodb_is_unreachable(
+    warehouse: WarehouseResource, dagster_instance: DagsterInstance
+) -> None:
+    """A MongoDB that refuses connections: the tick skips (like the Kafka sensor), it does not fail."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = MongoResource(
+        uri=f"mongodb://127.0.0.1:{port}/", database="afluente", server_selection_timeout_ms=300
+    )
+    result = _tick(dagster_instance, {"mongo": down, "warehouse": warehouse}, None)
+    assert isinstance(result, SkipReason), result
+    assert "MongoDB unreachable for" in (result.skip_message or "")
+    assert f"127.0.0.1:{port}" in (result.skip_message or "")
+    assert dagster_instance.get_runs_count() == 0
