@@ -30,6 +30,21 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "A dropped file is picked up only after it has not changed for this many seconds",
     ),
+    Setting(
+        "AFLUENTE_LANDING_UNTERMINATED_SECONDS",
+        "900",
+        "A text file without its final newline (writer mid-line) waits this long unchanged before it is read",
+    ),
+    Setting(
+        "AFLUENTE_LANDING_MARKER_FEEDS",
+        "none",
+        "Feeds (comma-separated: exports, commerce, usage) whose files wait for a .done/_SUCCESS marker",
+    ),
+    Setting(
+        "AFLUENTE_LANDING_MAX_LINE_BYTES",
+        "1048576",
+        "A landed text file with a longer line is quarantined at once (JSON documents are exempt)",
+    ),
     Setting("AFLUENTE_SENSOR_INTERVAL_SECONDS", "30", "Minimum seconds between file-drop sensor ticks"),
     Setting("AFLUENTE_MAX_FILES_PER_TICK", "50", "Upper bound of runs one file-drop sensor tick requests"),
     Setting(
