@@ -629,8 +629,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sim-rate", type=float, default=50.0, help="events per simulated second when --start is set"
     )
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="spread --events evenly over the last N days, ending now (sets --start and --sim-rate)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.days is not None:
+        if args.days <= 0 or args.events is None or args.start is not None:
+            parser.error("--days needs a positive number of days and --events, and excludes --start")
+        # A demo needs history: with wall-clock stamps every event lands in the same minute.
+        args.start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=args.days)
+        args.sim_rate = args.events / (args.days * 86400)
 
     if not 0 <= args.bad_share <= 1:
         parser.error("--bad-share must be between 0 and 1")

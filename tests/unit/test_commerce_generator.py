@@ -68,3 +68,20 @@ def test_cli_writes_files_and_rejects_bad_arguments(tmp_path: Path, capsys: pyte
         main(["--events", "5"])  # no sink
     with pytest.raises(SystemExit):
         main(["--events", "5", "--out", str(tmp_path), "--bad-share", "2"])
+
+
+def test_cli_days_spreads_the_events_over_the_last_days(tmp_path: Path) -> None:
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert main(["--events", "400", "--out", str(tmp_path), "--no-progress", "--days", "3"]) == 0
+    stamps = sorted(
+        dt.datetime.fromisoformat(json.loads(line)["timestamp"])
+        for path in tmp_path.glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    )
+    assert len(stamps) == 400
+    assert {stamp.date() for stamp in stamps} >= {(started - dt.timedelta(days=d)).date() for d in (1, 2)}
+    assert started - dt.timedelta(days=3, minutes=1) <= stamps[0] < started - dt.timedelta(days=2, hours=23)
+    assert started - dt.timedelta(minutes=20) <= stamps[-1] <= dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for bad in (["--days", "0"], ["--days", "2", "--start", "2024-01-01T00:00:00"]):
+        with pytest.raises(SystemExit):
+            main(["--events", "5", "--out", str(tmp_path), *bad])
