@@ -7,15 +7,21 @@ Resources this module expects from ``orchestration/definitions.py``: ``warehouse
 """
 
 from dagster import (
+    AssetKey,
     AssetSelection,
+    DagsterInstance,
     DefaultScheduleStatus,
     Definitions,
-    ScheduleDefinition,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
+    schedule,
 )
 
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, insight_index_assets
+from assets.usage.index_specs import INSIGHT_INDICES
+from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
 from assets.usage.raw_usage_events import (
     MONGO_INGEST_OP,
     RAW_USAGE_EVENTS,
@@ -68,14 +74,44 @@ rebuild_usage_indices_job = define_asset_job(
     tags={"domain": "usage"},
 )
 
-rebuild_usage_indices_hourly = ScheduleDefinition(
+
+def rebuildable_indices(instance: DagsterInstance) -> tuple[list[AssetKey], list[str]]:
+    """Indices whose source table has been built at least once, and the sources never built.
+
+    An index built from a table that does not exist yet fails with ``relation ... does not exist``,
+    a permanent incident for what is only a fresh install; such indices wait for their source.
+    """
+    ready, missing = [], []
+    for index in INSIGHT_INDICES:
+        source = AssetKey(list(index.source_table))
+        if instance.get_latest_materialization_event(source) is None:
+            missing.append(source.to_user_string())
+        else:
+            ready.append(index_asset_key(index))
+    return ready, missing
+
+
+@schedule(
     name="rebuild_usage_insight_indices_hourly",
     job=rebuild_usage_indices_job,
     cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
     execution_timezone=setting("AFLUENTE_TIMEZONE"),
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Hourly rebuild of the insight indices (automation also rebuilds them when usage lands).",
+    description=(
+        "Hourly rebuild of the insight indices whose source marts exist (automation also rebuilds "
+        "them when usage lands); skips with a reason while no usage mart has been built."
+    ),
 )
+def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    ready, missing = rebuildable_indices(context.instance)
+    if not ready:
+        return SkipReason(f"no usage insight index to rebuild: never built yet: {', '.join(missing)}")
+    if missing:
+        context.log.info(f"waiting for never-built sources: {', '.join(missing)}")
+    return RunRequest(
+        asset_selection=ready, tags={"afluente/indices_waiting": ",".join(missing)} if missing else {}
+    )
+
 
 defs = Definitions(
     assets=[raw_usage_events, raw_usage_event_files, usage_alert_thresholds, *insight_index_assets],

@@ -69,7 +69,8 @@ def stream_rows(
     """Rows of a (trusted, constant) query as JSON-ready dicts, streamed in batches."""
     with warehouse.connect() as conn:
         if conn.dialect.name == "duckdb":
-            reader = conn.connection.driver_connection.execute(sql).to_arrow_reader(batch_rows)
+            # A relation streams Arrow batches directly; a DB-API result would copy every row first.
+            reader = conn.connection.driver_connection.sql(sql).to_arrow_reader(batch_rows)
             for batch in reader:
                 yield from _json_ready_batch(batch)
             return
