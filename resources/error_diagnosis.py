@@ -294,6 +294,12 @@ _RULES = (
     ),
     _rule(
         "permanent",
+        "the content of a file cannot be parsed (malformed CSV, corrupt compression, invalid data): "
+        "the same bytes fail the same way; fix or replace the file",
+        names="_csv.Error zlib.error gzip.BadGzipFile pyarrow.lib.ArrowInvalid",
+    ),
+    _rule(
+        "permanent",
         "a bug or unexpected data in the asset code (the same input fails the same way): read "
         "the stack trace, fix, and materialize again",
         names=(
