@@ -1,8 +1,11 @@
 """Transient vs permanent: real exceptions of the real client libraries, live and as Dagster stores them."""
 
+import csv
+import gzip
 import socket
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,6 +150,10 @@ PERMANENT_INSTANCES: dict[str, BaseException] = {
     "opensearch 401": opensearchpy.AuthenticationException(401, "security_exception", {}),
     "opensearch bad request": opensearchpy.RequestError(400, "mapper_parsing_exception", {}),
     "value error": ValueError("invalid usage alert settings"),
+    # Parse errors of a landed file's bytes, raised by the real parsers (issue: csv.Error was "unknown").
+    "csv field limit": _raised(lambda: next(csv.reader(["x" * 200_000]))),
+    "zlib corrupt": _raised(lambda: zlib.decompress(b"not zlib data")),
+    "gzip corrupt": _raised(lambda: gzip.decompress(b"\x1f\x8bnot really gzip")),
 }
 
 
