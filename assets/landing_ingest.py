@@ -1,12 +1,17 @@
 """Loading one landed file into the warehouse: shared by every file-fed raw asset.
 
-The file of a partition is parsed by a domain reader; valid rows, rejected rows and the file's
-ledger entry are written in ONE transaction (partition-scoped, so a re-run replaces, never
-duplicates), then the file is archived. An unreadable file is quarantined with a reason file and
-recorded in the ledger; the run still succeeds so the sensor and other files keep flowing.
+The file of a partition is read once, safely (regular files inside the landing root only, see
+:mod:`resources.landing_safety`), and its bytes are parsed by a domain reader; valid rows, rejected
+rows and the file's ledger entry are written in ONE transaction (partition-scoped, so a re-run
+replaces, never duplicates). The file is archived before that transaction commits, and if it no
+longer holds the bytes that were read (a writer still appending), the transaction rolls back and
+the file goes back to the landing folder for a later run. A file that cannot be parsed -- any
+reader error, or a line over ``AFLUENTE_LANDING_MAX_LINE_BYTES`` -- is quarantined at once with a
+reason file and recorded in the ledger, never retried; the run still succeeds so the sensor and
+other files keep flowing.
 
 While the reader parses (mostly native code that releases the GIL), two worker threads hash the
-file and import the warehouse driver / open its first connection, so neither waits for the other.
+bytes and import the warehouse driver / open its first connection, so neither waits for the other.
 The reconciliation counts are read on the writing connection right after the commit.
 """
 
@@ -25,14 +30,25 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, Failure
 
 from resources.bulk_write import existing_columns, quote_ident, write_arrow
-from resources.landing_zone import LandingZoneResource, UnreadableFileError, file_digest
+from resources.landing_safety import BINARY_SUFFIXES, DOCUMENT_SUFFIXES, line_over_limit
+from resources.landing_zone import (
+    DIGEST_CHARS,
+    FileChangedError,
+    LandedContent,
+    LandingZoneResource,
+    RefusedEntryError,
+    UnreadableFileError,
+    digest_of_bytes,
+    digest_of_key,
+    original_name,
+)
+from resources.settings import setting_int
 from resources.warehouse import WarehouseResource
 
 LEDGER_SCHEMA = "raw"
 LEDGER_TABLE = "landing_files"
 
 REJECT_COLUMNS = ("source_line", "reason", "raw_content")
-_HASH_CHUNK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -156,13 +172,12 @@ def ingest_landing_file(
     context: AssetExecutionContext,
     *,
     target: LandingTarget,
-    reader: Callable[[Path], ParsedFile],
+    reader: Callable[[LandedContent], ParsedFile],
     warehouse: WarehouseResource,
     landing_zone: LandingZoneResource,
 ) -> FileIngestOutcome:
     """Load the file of ``context.partition_key`` (see module docstring)."""
     key = context.partition_key
-    unreadable: UnreadableFileError | None = None
     path = landing_zone.locate(target.domain, key)
     if path is None:
         raise Failure(
@@ -173,38 +188,39 @@ def ingest_landing_file(
             allow_retries=False,
         )
     now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        content = landing_zone.read(path, key)
+    except RefusedEntryError as exc:
+        # Replaced by a link, FIFO, ... after the sensor listed it: moved aside, nothing read.
+        moved = landing_zone.refuse(target.domain, path, exc.reason)
+        return _record_quarantine(
+            context, target, warehouse, key, original_name(path), "", exc.reason, now, moved
+        )
+    except FileChangedError as exc:
+        raise _changed(exc, path) from exc
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing-ingest") as pool:
-        # Large reads: few GIL hand-overs with the driver import running next to it.
-        hashing = pool.submit(file_digest, path, _HASH_CHUNK_BYTES)
+        hashing = pool.submit(digest_of_bytes, content.data)
         pool.submit(_prepare_warehouse, warehouse)
-        try:
-            parsed = reader(path)
-        except UnreadableFileError as exc:
-            unreadable = exc
+        parsed = _parse(context, reader, content)
         digest = hashing.result()
+    if digest[:DIGEST_CHARS] != digest_of_key(key):
+        raise _changed(FileChangedError(f"{path.name} changed after the sensor hashed it"), path)
     batch = f"batch_{now:%Y%m%d_%H%M%S}_{digest[:8]}"
-    file_name = path.name.split("-", 1)[1] if path.parent.name.startswith("_") else path.name
-    audit = {
-        "ingest_at": pa.scalar(now, pa.timestamp("us")),
-        "ingest_batch": pa.scalar(batch),
-        "ingest_source": pa.scalar(file_name[:100]),
-        "ingest_file_key": pa.scalar(key),
-    }
-    if unreadable is not None:
+    file_name = content.name
+    if isinstance(parsed, UnreadableFileError):
         ledger = _ledger_row(
-            target.domain, key, digest, file_name, "quarantined", (0, 0, 0), unreadable.reason, batch, now, {}
+            target.domain, key, digest, file_name, "quarantined", (0, 0, 0), parsed.reason, batch, now, {}
         )
-        with warehouse.connect() as conn:
-            with conn.begin():
-                _delete_partition(conn, *target.rows_table, key)
-                _delete_partition(conn, *target.rejects_table, key)
-                _write_ledger(conn, ledger, target, key)
-            counts = _reconcile_counts(conn, target, key)
-        moved = landing_zone.quarantine(target.domain, path, digest, unreadable.reason)
-        context.log.warning(f"{file_name} quarantined to {moved}: {unreadable.reason}")
-        return FileIngestOutcome(
-            "quarantined", file_name, 0, 0, 0, unreadable.reason, batch, {}, counts=counts
+        moved, counts = _commit_and_move(
+            warehouse,
+            target,
+            key,
+            lambda conn: _replace_partition(conn, target, key, ledger),
+            lambda: landing_zone.quarantine(target.domain, path, digest, parsed.reason),
+            (landing_zone, path, content, digest),
         )
+        context.log.warning(f"{file_name} quarantined to {moved}: {parsed.reason}")
+        return FileIngestOutcome("quarantined", file_name, 0, 0, 0, parsed.reason, batch, {}, counts=counts)
 
     loaded, rejected = parsed.rows.num_rows, parsed.rejects.num_rows
     if loaded + rejected != parsed.total_rows:
@@ -212,6 +228,12 @@ def ingest_landing_file(
             description=f"{file_name}: reader accounted for {loaded + rejected} of {parsed.total_rows} rows",
             allow_retries=False,
         )
+    audit = {
+        "ingest_at": pa.scalar(now, pa.timestamp("us")),
+        "ingest_batch": pa.scalar(batch),
+        "ingest_source": pa.scalar(file_name[:100]),
+        "ingest_file_key": pa.scalar(key),
+    }
     rows = _with_audit(parsed.rows, audit)
     rejects = _with_audit(parsed.rejects.select(list(REJECT_COLUMNS)), audit)
     ledger = _ledger_row(
@@ -226,32 +248,131 @@ def ingest_landing_file(
         now,
         parsed.details,
     )
-    with warehouse.connect() as conn:
-        with conn.begin():
+
+    def write(conn: sa.Connection) -> None:
+        for table, table_name, types in (
+            (rows, target.rows_table, target.column_types),
+            (rejects, target.rejects_table, {}),
+        ):
             write_arrow(
                 conn,
-                rows,
-                *target.rows_table,
+                table,
+                *table_name,
                 mode="partition",
                 partition_column="ingest_file_key",
                 partition_value=key,
-                column_types=target.column_types,
+                column_types=types,
             )
-            write_arrow(
-                conn,
-                rejects,
-                *target.rejects_table,
-                mode="partition",
-                partition_column="ingest_file_key",
-                partition_value=key,
-            )
-            _write_ledger(conn, ledger, target, key)
-        counts = _reconcile_counts(conn, target, key)
-    landing_zone.archive(target.domain, path, digest)
+        _write_ledger(conn, ledger, target, key)
+
+    _, counts = _commit_and_move(
+        warehouse,
+        target,
+        key,
+        write,
+        lambda: landing_zone.archive(target.domain, path, digest),
+        (landing_zone, path, content, digest),
+    )
     context.log.info(f"{file_name}: {loaded} rows loaded, {rejected} rejected (batch {batch})")
     return FileIngestOutcome(
         "loaded", file_name, parsed.total_rows, loaded, rejected, None, batch, parsed.details, counts=counts
     )
+
+
+def _parse(
+    context: AssetExecutionContext, reader: Callable[[LandedContent], ParsedFile], content: LandedContent
+) -> ParsedFile | UnreadableFileError:
+    """Parse the bytes read; every parse error is a verdict on the file (quarantine), never retried.
+
+    Readers parse bytes already in memory, so whatever they raise fails the same way on every
+    attempt: it becomes the quarantine reason (with the traceback in the run log).
+    """
+    limit = setting_int("AFLUENTE_LANDING_MAX_LINE_BYTES")
+    if not content.name.lower().endswith(BINARY_SUFFIXES + DOCUMENT_SUFFIXES):
+        over = line_over_limit(content.data, limit)
+        if over is not None:
+            return UnreadableFileError(
+                f"line {over[0]} is {over[1]:,} bytes long, over the {limit:,}-byte limit "
+                "(AFLUENTE_LANDING_MAX_LINE_BYTES): not a well-formed line-oriented file"
+            )
+    try:
+        return reader(content)
+    except UnreadableFileError as exc:
+        return exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        context.log.exception(f"{content.name}: the reader failed")
+        return UnreadableFileError(f"cannot be parsed ({type(exc).__name__}): {str(exc)[:500]}")
+
+
+def _changed(exc: FileChangedError, path: Path) -> Failure:
+    return Failure(
+        description=(
+            f"{exc}: nothing was loaded (the transaction was rolled back) and the file stays in "
+            f"{path.parent}; the file-drop sensor ingests it again once it has settled"
+        ),
+        allow_retries=False,
+    )
+
+
+def _replace_partition(conn: sa.Connection, target: LandingTarget, key: str, ledger: pa.Table) -> None:
+    _delete_partition(conn, *target.rows_table, key)
+    _delete_partition(conn, *target.rejects_table, key)
+    _write_ledger(conn, ledger, target, key)
+
+
+def _commit_and_move(
+    warehouse: WarehouseResource,
+    target: LandingTarget,
+    key: str,
+    write: Callable[[sa.Connection], None],
+    move: Callable[[], Path],
+    read: tuple[LandingZoneResource, Path, LandedContent, str],
+) -> tuple[Path, dict[str, int]]:
+    """Write, move the file (archive/quarantine), check it still holds what was read, then commit.
+
+    The move happens before the commit so a writer still appending is caught by the check: then
+    the transaction rolls back and the file goes back to the landing folder, as on any failure.
+    """
+    landing_zone, path, content, digest = read
+    moved: Path | None = None
+    with warehouse.connect() as conn:
+        try:
+            with conn.begin():
+                write(conn)
+                moved = move()
+                landing_zone.verify_unchanged(moved, content, digest)
+        except FileChangedError as exc:
+            landing_zone.restore(moved or path, path)
+            raise _changed(exc, path) from exc
+        except BaseException:
+            if moved is not None:
+                landing_zone.restore(moved, path)
+            raise
+        counts = _reconcile_counts(conn, target, key)
+    return moved, counts
+
+
+def _record_quarantine(
+    context: AssetExecutionContext,
+    target: LandingTarget,
+    warehouse: WarehouseResource,
+    key: str,
+    file_name: str,
+    reason: str,
+    now: datetime,
+    moved: Path,
+) -> FileIngestOutcome:
+    """Ledger entry of a file quarantined without being read (nothing else is written)."""
+    batch = f"batch_{now:%Y%m%d_%H%M%S}_refused"
+    ledger = _ledger_row(target.domain, key, "", file_name, "quarantined", (0, 0, 0), reason, batch, now, {})
+    with warehouse.connect() as conn:
+        with conn.begin():
+            _replace_partition(conn, target, key, ledger)
+        counts = _reconcile_counts(conn, target, key)
+    context.log.warning(f"{file_name} moved to {moved}: {reason}")
+    return FileIngestOutcome("quarantined", file_name, 0, 0, 0, reason, batch, {}, counts=counts)
 
 
 def _reconcile_counts(conn: sa.Connection, target: LandingTarget, key: str) -> dict[str, int]:

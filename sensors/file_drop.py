@@ -2,7 +2,10 @@
 
 Files are identified by content (SHA-256), so a re-dropped identical file is a no-op (it is set
 aside in ``_duplicates/``). The sensor only lists, hashes and compares: it never parses a file or
-touches the warehouse, so a tick stays short however big the files are.
+touches the warehouse, so a tick stays short however big the files are. Entries that are not
+regular files inside the landing root (symlinks, hard links, FIFOs, devices) are moved to
+``_quarantine/`` unread; files still being written (no final newline, no marker when the feed
+uses markers) wait, and the skip reason says which and why.
 """
 
 import json
@@ -25,11 +28,12 @@ from dagster import (
 from resources.landing_zone import (
     DIGEST_CHARS,
     LandingZoneResource,
+    RefusedEntryError,
     digest_of_key,
     file_digest,
     partition_key_for,
 )
-from resources.settings import setting
+from resources.settings import setting, setting_float
 
 LANDING_FILE_TAG = "afluente/landing_file"
 
@@ -66,7 +70,10 @@ def plan_file_drops(
     for path, size, mtime_ns in candidates:
         entry = cached.get(str(path))
         unchanged = entry is not None and entry[0] == size and entry[1] == mtime_ns
-        digest = entry[2] if unchanged else file_digest(path)
+        try:
+            digest = entry[2] if unchanged else file_digest(path)
+        except (RefusedEntryError, FileNotFoundError):
+            continue  # replaced or removed since the scan: the next tick sees what it became
         short = digest[:DIGEST_CHARS]
         key = partition_key_for(path.name, digest)
         original = known.get(short)
@@ -88,6 +95,18 @@ def plan_file_drops(
     # Forget requests whose file has left the folder (archived or quarantined by its run).
     requested = {digest: where for digest, where in requested.items() if Path(where).exists()}
     return FileDropPlan(new_keys, paths, duplicates, {"files": files, "requested": requested})
+
+
+def marker_feeds() -> set[str]:
+    """Feeds whose files wait for a completion marker (``AFLUENTE_LANDING_MARKER_FEEDS``)."""
+    value = setting("AFLUENTE_LANDING_MARKER_FEEDS")
+    return {feed.strip() for feed in value.split(",") if feed.strip() and feed.strip() != "none"}
+
+
+def _waiting_summary(waiting: list[tuple[Path, str]], limit: int = 5) -> str:
+    shown = "; ".join(f"{path.name}: {reason}" for path, reason in waiting[:limit])
+    more = f" (and {len(waiting) - limit} more)" if len(waiting) > limit else ""
+    return f"{len(waiting)} file(s) still being written: {shown}{more}"
 
 
 def build_file_drop_sensor(
@@ -112,9 +131,20 @@ def build_file_drop_sensor(
         context: SensorEvaluationContext, landing_zone: LandingZoneResource
     ) -> SensorResult | SkipReason:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        candidates = landing_zone.candidate_files(
-            domain, patterns, float(setting("AFLUENTE_LANDING_SETTLE_SECONDS"))
+        scan = landing_zone.scan(
+            domain,
+            patterns,
+            setting_float("AFLUENTE_LANDING_SETTLE_SECONDS"),
+            setting_float("AFLUENTE_LANDING_UNTERMINATED_SECONDS"),
+            require_marker=domain in marker_feeds(),
         )
+        for path, reason in scan.refused:
+            try:
+                moved = landing_zone.refuse(domain, path, reason)
+            except FileNotFoundError:
+                continue
+            context.log.warning(f"{path.name} {reason}; moved to {moved} without being read")
+        candidates = scan.ready
         existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
         plan = plan_file_drops(
             candidates,
@@ -127,8 +157,9 @@ def build_file_drop_sensor(
             moved = landing_zone.set_aside_duplicate(domain, path, original)
             context.log.info(f"{path.name}: same content as partition {original}; moved to {moved}")
         if not plan.new_keys:
+            waiting = f"; {_waiting_summary(scan.waiting)}" if scan.waiting else ""
             return SensorResult(
-                skip_reason=SkipReason(f"no new files in {landing_zone.domain_dir(domain)}"),
+                skip_reason=SkipReason(f"no new files in {landing_zone.domain_dir(domain)}{waiting}"),
                 cursor=json.dumps(plan.cursor),
             )
         return SensorResult(

@@ -18,15 +18,19 @@ import pyarrow.compute as pc
 
 from assets.commerce.decode import decode_events, payload_text
 from assets.landing_ingest import ParsedFile
-from resources.landing_zone import UnreadableFileError, file_digest, partition_key_for
+from resources.landing_zone import (
+    LandedContent,
+    UnreadableFileError,
+    digest_of_bytes,
+    original_name,
+    partition_key_for,
+)
 
 COMMERCE_FILE_PATTERNS: tuple[str, ...] = ("*.jsonl", "*.ndjson", "*.jsonl.gz", "*.ndjson.gz")
-_SPECIAL_DIRS = ("_archive", "_quarantine", "_duplicates")
 
 
-def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
+def _decompressed(name: str, data: bytes) -> bytes:
+    if name.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
@@ -34,15 +38,17 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def landing_key_of(path: Path) -> str:
-    """The landing partition key of ``path`` (also for files already moved to ``_archive/``)."""
-    name = path.name.split("-", 1)[1] if path.parent.name in _SPECIAL_DIRS else path.name
-    return partition_key_for(name, file_digest(path))
+def read_commerce_file(source: LandedContent | Path, max_event_bytes: int = 65_536) -> ParsedFile:
+    """Parse one JSONL file into valid event rows and rejected lines (see module docstring).
 
-
-def read_commerce_file(path: Path, max_event_bytes: int = 65_536) -> ParsedFile:
-    """Parse one JSONL file into valid event rows and rejected lines (see module docstring)."""
-    data = _read_bytes(path)
+    ``source`` is what the landing ingest read (bytes and partition key), or a path (tools, tests).
+    """
+    if isinstance(source, Path):
+        raw = source.read_bytes()
+        name = original_name(source)
+        source = LandedContent(name, raw, partition_key_for(name, digest_of_bytes(raw)))
+    name, key = source.name, source.partition_key
+    data = _decompressed(name, source.data)
     if b"\x00" in data[:8192]:
         raise UnreadableFileError("binary content (NUL bytes): not a JSON-lines text file")
     lines = data.split(b"\n")
@@ -57,7 +63,6 @@ def read_commerce_file(path: Path, max_event_bytes: int = 65_536) -> ParsedFile:
             f"no line of the {len(values)} is a JSON object: not a JSON-lines file "
             f"(first problem: {decoded.dead_reasons[0]})"
         )
-    key = landing_key_of(path)
     line_numbers = np.asarray(numbers, dtype=np.int64)
     good_lines = pa.array(line_numbers[decoded.rows], pa.int64())
     rows = decoded.events.append_column(
@@ -76,5 +81,5 @@ def read_commerce_file(path: Path, max_event_bytes: int = 65_536) -> ParsedFile:
         rows=rows,
         rejects=rejects,
         total_rows=len(values),
-        details={"format": "jsonl.gz" if path.name.lower().endswith(".gz") else "jsonl"},
+        details={"format": "jsonl.gz" if name.lower().endswith(".gz") else "jsonl"},
     )

@@ -55,6 +55,7 @@ __all__ = [
     "ROW_SCHEMA",
     "ParsedExportFile",
     "UnreadableFileError",
+    "parse_export_bytes",
     "read_export_file",
 ]
 
@@ -153,19 +154,24 @@ def read_export_file(path: Path, sheet: str | None = None) -> ParsedExportFile:
     ``sheet`` selects the XLSX worksheet (default: the first one); it is ignored for CSV.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(f"cannot open file: {exc.strerror or exc}") from exc
+    return parse_export_bytes(path.name, data, sheet)
+
+
+def parse_export_bytes(name: str, data: bytes, sheet: str | None = None) -> ParsedExportFile:
+    """Parse the bytes of an export file named ``name`` (the landing ingest reads them safely once)."""
+    suffix = Path(name).suffix.lower()
     if suffix not in CSV_SUFFIXES + XLSX_SUFFIXES:
         expected = ", ".join(CSV_SUFFIXES + XLSX_SUFFIXES)
         raise _unreadable(f"unsupported file extension {suffix or '(none)'!r} (expected {expected})")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise _unreadable(f"cannot open file: {exc.strerror or exc}") from exc
-    if size == 0:
+    if not data:
         raise _unreadable("empty file (0 bytes)")
     if suffix in CSV_SUFFIXES:
-        return _read_csv(path)
-    return _read_xlsx(path, sheet)
+        return _read_csv(data)
+    return _read_xlsx(data, sheet)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,8 +289,8 @@ class _Rejected:
     raw: pa.Array
 
 
-def _read_csv(path: Path) -> ParsedExportFile:
-    body, encoding = _to_utf8(path.read_bytes())
+def _read_csv(data: bytes) -> ParsedExportFile:
+    body, encoding = _to_utf8(data)
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
@@ -299,8 +305,11 @@ def _read_csv(path: Path) -> ParsedExportFile:
             raise _unreadable("empty file (no header line, only blank content)")
         pos, line_no = end + 1, line_no + 1
     header_text = body[pos:end].decode("utf-8")
-    delimiter = _sniff_delimiter(header_text)
-    names = next(csv.reader([header_text], delimiter=delimiter))
+    try:
+        delimiter = _sniff_delimiter(header_text)
+        names = next(csv.reader([header_text], delimiter=delimiter))
+    except csv.Error as exc:
+        raise _unreadable(f"malformed CSV header (line {line_no}): {exc}") from exc
     mapping = _require_columns(names)
     data_start = min(end + 1, len(body))
 
@@ -496,11 +505,11 @@ def _split_csv_python(
 # XLSX
 
 
-def _read_xlsx(path: Path, sheet: str | None) -> ParsedExportFile:
+def _read_xlsx(data: bytes, sheet: str | None) -> ParsedExportFile:
     from python_calamine import CalamineWorkbook
 
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception as exc:  # calamine raises ZipError / XmlError / CalamineError / OSError
         raise _unreadable(f"not a valid XLSX workbook (corrupt or not a zip archive): {exc}") from exc
     try:

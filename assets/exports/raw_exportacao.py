@@ -1,12 +1,11 @@
 """Raw layer of the export-statistics domain: one dynamic partition per landed CSV/XLSX file."""
 
-from pathlib import Path
-
 from dagster import AssetKey, DynamicPartitionsDefinition
 
-from assets.exports.file_reader import read_export_file
+from assets.exports.file_reader import parse_export_bytes
 from assets.landing_file_asset import build_landing_file_asset
 from assets.landing_ingest import LandingTarget, ParsedFile
+from resources.landing_zone import LandedContent
 
 EXPORTS_DOMAIN = "exports"
 EXPORT_FILE_PATTERNS = ("*.csv", "*.txt", "*.xlsx", "*.xlsm")
@@ -22,9 +21,9 @@ RAW_EXPORTACAO = AssetKey(list(EXPORTS_TARGET.rows_table))
 RAW_EXPORTACAO_REJECTS = AssetKey(list(EXPORTS_TARGET.rejects_table))
 
 
-def read_export_landing_file(path: Path) -> ParsedFile:
+def read_export_landing_file(content: LandedContent) -> ParsedFile:
     """Adapter from the export reader to the shared landing-ingest mechanism."""
-    parsed = read_export_file(path)
+    parsed = parse_export_bytes(content.name, content.data)
     return ParsedFile(
         rows=parsed.rows,
         rejects=parsed.rejects,

@@ -16,7 +16,7 @@ from bson import json_util
 
 from assets.landing_ingest import ParsedFile
 from assets.usage.documents import validate_documents
-from resources.landing_zone import UnreadableFileError
+from resources.landing_zone import LandedContent, UnreadableFileError
 
 _ARRAY_KEYS = ("events", "documents", "items", "data")
 
@@ -25,10 +25,10 @@ def _loads(text: str) -> Any:
     return json.loads(text, object_hook=json_util.object_hook)
 
 
-def _documents(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str, str]], str]:
+def _documents(data: bytes) -> tuple[list[tuple[int, Any]], list[tuple[int, str, str]], str]:
     """(line, document) pairs, (line, reason, raw) parse failures, and the detected layout."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(f"not UTF-8 text: {exc}") from exc
     stripped = text.lstrip()
@@ -64,9 +64,12 @@ def _documents(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str, 
     return docs, failures, "jsonl"
 
 
-def read_usage_file(path: Path) -> ParsedFile:
-    """Parse and validate one landed file: valid rows, rejects (line, reason, raw) and the total."""
-    docs, failures, layout = _documents(path)
+def read_usage_file(source: LandedContent | Path) -> ParsedFile:
+    """Parse and validate one landed file: valid rows, rejects (line, reason, raw) and the total.
+
+    ``source`` is what the landing ingest read, or a path (tools, tests).
+    """
+    docs, failures, layout = _documents(source.read_bytes() if isinstance(source, Path) else source.data)
     batch = validate_documents((doc for _, doc in docs), date_strings=True)
     lines = [number for number, _ in docs]
     rejects = batch.rejects

@@ -178,7 +178,7 @@ def test_landed_usage_files_to_marts_exact(
         encoding="utf-8",
     )
     age(folder / "events.jsonl")
-    (folder / "broken.json").write_text("[{not json", encoding="utf-8")
+    (folder / "broken.json").write_text("[{not json}]", encoding="utf-8")  # closed, yet not JSON
     age(folder / "broken.json")
     resources = {"warehouse": warehouse, "landing_zone": LandingZoneResource(root=str(landing))}
     instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
