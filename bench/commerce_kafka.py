@@ -137,7 +137,7 @@ def _execute_request(run_config: dict, tags: dict) -> tuple[bool, dict]:
         )
         meta: dict = {}
         for event in result.get_asset_materialization_events():
-            if event.asset_key.path[-1] == "commerce_events":
+            if event.materialization.asset_key.path[-1] == "commerce_events":
                 meta = {
                     k: v.value
                     for k, v in event.materialization.metadata.items()
@@ -263,7 +263,8 @@ def _seed_insert(conn: Any, event: dict) -> None:
         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
         (event["event_id"], event["event_type"], event["timestamp"], event["user_id"], event["session_id"]),
     )
-    product = event.get("product")
+    # {} when absent: a purchase without a product then fails on its KeyError and is skipped.
+    product = event.get("product") or {}
     if product:
         conn.execute(
             "INSERT INTO seed.products (product_id, product_name, category, price) VALUES (%s, %s, %s, %s) "

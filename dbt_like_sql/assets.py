@@ -6,6 +6,7 @@ a job run the checks alone, or the asset without its checks.
 """
 
 from collections.abc import Callable, Iterator
+from typing import TypeAlias
 
 from dagster import (
     AssetCheckKey,
@@ -34,6 +35,8 @@ from dbt_like_sql.project import DataTest, SqlModel, SqlProject
 from resources.error_diagnosis import fail_fast_on_permanent_errors
 
 AutomationConditionFor = Callable[[SqlModel], AutomationCondition | None]
+# The raw values this module puts in result metadata (Dagster's own alias is not public API).
+ResultMetadata: TypeAlias = dict[str, MetadataValue | str | int | float | None]
 
 
 class SqlModelRunConfig(Config):
@@ -149,7 +152,7 @@ def asset_spec(model: SqlModel, automation_condition: AutomationCondition | None
 
 
 def _materialize_result(model: SqlModel, outcome: MaterializationOutcome) -> MaterializeResult:
-    metadata: dict[str, object] = {
+    metadata: ResultMetadata = {
         "dagster/row_count": outcome.row_count,
         "dagster/table_name": model.relation,
         "dialect": outcome.dialect,
@@ -165,7 +168,7 @@ def _materialize_result(model: SqlModel, outcome: MaterializationOutcome) -> Mat
 
 def _check_result(model: SqlModel, outcome: TestOutcome) -> AssetCheckResult:
     test = outcome.test
-    metadata: dict[str, object] = {
+    metadata: ResultMetadata = {
         "failing_rows": outcome.failing_rows if outcome.failing_rows is not None else -1,
         "sample_failing_values": MetadataValue.json(outcome.samples),
         "sql": MetadataValue.md(f"```sql\n{outcome.sql}\n```"),

@@ -178,7 +178,9 @@ def combined_row_count_query(conn: sa.Connection, model: SqlModel, queries: Sequ
     Bound parameters are renamed per test (``t<i>_<name>``) so equal names cannot collide.
     """
     table = tested_rows(conn, model)
-    columns, params, expanding = [], {}, []
+    columns: list[str] = []
+    params: dict[str, Any] = {}
+    expanding: list[str] = []
     for i, query in enumerate(queries):
         assert query.row_filter is not None
         condition = query.row_filter

@@ -6,6 +6,7 @@ partitioned asset always writes partition-scoped, replacing the rows of its part
 the column named by ``afluente/partition_column`` (default ``partition_key``, added when absent).
 """
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -43,7 +44,7 @@ class WarehouseIOManager(ConfigurableIOManager):
     warehouse: ResourceDependency[WarehouseResource]
     default_schema: str = "mart"
 
-    def _table_of(self, key_path: list[str], metadata: dict[str, Any] | None) -> tuple[str, str]:
+    def _table_of(self, key_path: Sequence[str], metadata: Mapping[str, Any] | None) -> tuple[str, str]:
         name = (metadata or {}).get("dagster/table_name")
         if isinstance(name, str) and "." in name:
             schema, table = name.split(".", 1)

@@ -327,7 +327,9 @@ def _kafka_retriable_names() -> frozenset[str]:
     return frozenset(
         name
         for name, cls in vars(kafka_errors).items()
-        if isinstance(cls, type) and issubclass(cls, kafka_errors.KafkaError) and cls.retriable
+        if isinstance(cls, type)
+        and issubclass(cls, kafka_errors.KafkaError)
+        and getattr(cls, "retriable", False)  # class attribute of every KafkaError (untyped library)
     )
 
 

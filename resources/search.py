@@ -73,10 +73,12 @@ class SearchResource(ConfigurableResource):
 
     def _not_found(self) -> type[Exception]:
         if self.engine == "opensearch":
-            from opensearchpy import NotFoundError
-        else:
-            from elasticsearch import NotFoundError
-        return NotFoundError
+            from opensearchpy import NotFoundError as OpenSearchNotFound
+
+            return OpenSearchNotFound
+        from elasticsearch import NotFoundError as ElasticsearchNotFound
+
+        return ElasticsearchNotFound
 
     def close(self) -> None:
         if self._client is not None:

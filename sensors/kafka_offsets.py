@@ -284,22 +284,20 @@ def build_kafka_offsets_sensor(
                 cursor=cursor,
             )
         # One run reaching every partition's end (nothing deferred): the feed is caught up.
-        catching_up = catch_up_job is not None and len(plan.runs) == 1 and plan.deferred_offsets == 0
-        target = catch_up_job if catching_up and use_catch_up_job() else job
-        if (
-            catch_up_job is not None
-            and target is catch_up_job
-            and catch_up_should_wait(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s())
-        ):
-            # Coalesce: the waiting refresh run takes everything that arrives meanwhile, instead of
-            # a queue of runs each rebuilding the same models one after the other.
-            return SensorResult(
-                skip_reason=SkipReason(
-                    f"{topic_name}: {plan.missing_offsets} new offsets wait for the {catch_up_job.name} "
-                    "run in flight"
-                ),
-                cursor=cursor,
-            )
+        catching_up = len(plan.runs) == 1 and plan.deferred_offsets == 0
+        target = job
+        if catch_up_job is not None and catching_up and use_catch_up_job():
+            if catch_up_should_wait(context, pipeline, topic_name, catch_up_job.name, in_flight_timeout_s()):
+                # Coalesce: the waiting refresh run takes everything that arrives meanwhile, instead of
+                # a queue of runs each rebuilding the same models one after the other.
+                return SensorResult(
+                    skip_reason=SkipReason(
+                        f"{topic_name}: {plan.missing_offsets} new offsets wait for the {catch_up_job.name} "
+                        "run in flight"
+                    ),
+                    cursor=cursor,
+                )
+            target = catch_up_job
         requests = []
         for planned in plan.runs:
             range_key = planned.range_key(topic_name)

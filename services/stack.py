@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -88,9 +89,14 @@ def _fail(svc: Service, message: str) -> proc.SetupError:
     )
 
 
+def _answers(svc: Service) -> bool:
+    """Readiness: the port accepts connections and the service's own probe passes."""
+    return proc.port_open(svc.port) and svc.probe()
+
+
 def _wait_ready(svc: Service, step: Step, started: float | None, pid: proc.PidInfo | None) -> None:
     alive = (lambda: proc.pid_alive(pid.pid, pid.start_ticks)) if pid else None
-    ok = proc.wait_until(lambda: proc.port_open(svc.port) and svc.probe(), _timeout(svc), alive=alive)
+    ok = proc.wait_until(functools.partial(_answers, svc), _timeout(svc), alive=alive)
     if not ok:
         if pid is not None and not proc.pid_alive(pid.pid, pid.start_ticks):
             raise _fail(svc, "the server process exited during start-up")
@@ -143,6 +149,7 @@ def ensure_up(
             step = steps[svc.name]
             st, info = state(svc)
             if st == "running":
+                assert info is not None  # state() reports "running" only with the live pid's info
                 if echo:
                     echo(f"[{svc.name}] already running (pid {info.pid}, port {svc.port})")
                 continue
@@ -207,7 +214,7 @@ def check_ready(names: Iterable[str] | None = None, *, echo: Echo | None = None)
     services = resolve(names)
     for svc in services:
         t0 = time.monotonic()
-        ok = proc.wait_until(lambda s=svc: proc.port_open(s.port) and s.probe(), _timeout(svc))
+        ok = proc.wait_until(functools.partial(_answers, svc), _timeout(svc))
         if not ok:
             raise _fail(
                 svc,

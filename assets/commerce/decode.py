@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 import msgspec
 import numpy as np
@@ -296,7 +296,8 @@ def decode_events(
     products = [o.product for o in objs]
     no_product = np.fromiter((p is None for p in products), dtype=bool, count=n)
     reasons.add(needs_product & no_product, "missing_field: product")
-    present = [p for p in products if p is not None] if no_product.any() else products
+    # Without a missing product the list is used as is (no copy on the hot path).
+    present = [p for p in products if p is not None] if no_product.any() else cast("list[_Product]", products)
     product_columns = {
         "product_id": pa.array([p.id for p in present], string),
         "product_name": pa.array([p.name for p in present], string),

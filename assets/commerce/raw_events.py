@@ -163,7 +163,7 @@ def reconcile_ranges(
                         f"WHERE source_topic = :topic AND ({where})"
                     ),
                     params,
-                ).scalar()
+                ).scalar_one()  # COUNT(*) without GROUP BY: always exactly one row
             )
     return counts
 

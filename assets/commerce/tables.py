@@ -166,10 +166,10 @@ def create_statements(conn: sa.Connection, present_indexes: set[str] | None = No
         for name in _PG_RETIRED_INDEXES:
             if present_indexes is None or name in present_indexes:
                 statements.append(f"DROP INDEX IF EXISTS {quote_ident(conn, RAW_SCHEMA, name)}")
-        for name, table, method, columns, unique, where in _PG_INDEXES:
+        for name, table, method, index_columns, unique, where in _PG_INDEXES:
             if present_indexes is not None and name in present_indexes:
                 continue
-            col_list = ", ".join(quote_ident(conn, c) for c in columns)
+            col_list = ", ".join(quote_ident(conn, c) for c in index_columns)
             kind = "UNIQUE INDEX" if unique else "INDEX"
             suffix = f" WHERE {where}" if where else ""
             statements.append(

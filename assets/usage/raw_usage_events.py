@@ -7,6 +7,7 @@ automation is not triggered for nothing.
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import TypedDict
 
 import sqlalchemy as sa
 from dagster import (
@@ -57,7 +58,21 @@ def usage_collection_name() -> str:
     return setting("USAGE_MONGO_COLLECTION")
 
 
-_COMMON = {"group_name": "usage", "owners": ["team:usage"], "tags": {"layer": "raw"}, "skippable": True}
+class _CommonSpecArgs(TypedDict):
+    """The AssetSpec arguments both raw usage assets share (typed, so each is checked)."""
+
+    group_name: str
+    owners: list[str]
+    tags: dict[str, str]
+    skippable: bool
+
+
+_COMMON: _CommonSpecArgs = {
+    "group_name": "usage",
+    "owners": ["team:usage"],
+    "tags": {"layer": "raw"},
+    "skippable": True,
+}
 
 
 @multi_asset(
