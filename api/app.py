@@ -13,7 +13,10 @@ from fastapi.responses import JSONResponse
 from api.db import Database, NotMaterializedError, WarehouseUnavailableError
 from api.docs_offline import install_offline_docs
 from api.routers.ops import HealthReport, health_report
+from api.schema import NOT_PRODUCED
+from api.serving import install_serving
 from resources.settings import setting
+from resources.warehouse import dialect_of
 
 ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.commerce",
@@ -37,8 +40,10 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
         description=(
             "Read-only metrics over the tables the afluente pipelines produce: commerce clickstream "
             "(`/api/metrics/...`) and export statistics (`/metrics/...`). Every query is parameterized; "
-            "a table not produced yet answers 503."
+            "a table not produced yet answers 503. Amounts are exact decimal strings (`Money`); "
+            "timestamps are UTC with `Z`."
         ),
+        responses=NOT_PRODUCED,  # the handlers below can answer 503 on any route that reads the warehouse
     )
     app.state.db = database
     install_offline_docs(app)
@@ -83,6 +88,7 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
 
     for module_name in ROUTER_MODULES:
         app.include_router(importlib.import_module(module_name).router)
+    install_serving(app, database, ROUTER_MODULES)
     return app
 
 
@@ -101,4 +107,17 @@ def main() -> None:
     # configured before create_app() so its own warnings are structured too.
     log_config = uvicorn_log_config(level, setting("AFLUENTE_LOG_FORMAT"))
     logging.config.dictConfig(log_config)
-    uvicorn.run(create_app(), host=host, port=port, log_level=level.lower(), log_config=log_config)
+    # Several worker processes on PostgreSQL (one per core by default), each with its own app, cache and
+    # pool; one on DuckDB, whose file admits a single process at a time.
+    workers = int(setting("API_WORKERS")) or (
+        1 if dialect_of(setting("WAREHOUSE_URL")) == "duckdb" else os.cpu_count() or 1
+    )
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=level.lower(),
+        log_config=log_config,
+    )

@@ -7,10 +7,10 @@ app answers 503 with the relation's name) rather than as a server error.
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import Depends, Request
 
 from resources.warehouse import WarehouseResource, get_engine
 
@@ -30,9 +30,7 @@ class WarehouseUnavailableError(RuntimeError):
 
 
 def plain(value: Any) -> Any:
-    """JSON-friendly scalar: Decimal -> float (amounts are NUMERIC in the warehouse)."""
-    if isinstance(value, Decimal):
-        return float(value)
+    """Arrays as lists; decimals stay ``Decimal`` (the response models serve money exactly)."""
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
@@ -77,3 +75,11 @@ class Database:
 
 def iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def get_db(request: Request) -> Database:
+    """The app's :class:`Database` (one per app, see ``api.app.create_app``)."""
+    return request.app.state.db
+
+
+Db = Annotated[Database, Depends(get_db)]

@@ -3,10 +3,11 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.db import Database
+from api.db import Db
+from api.schema import Instant, Money, Text, UtcDateTime, shift
 
 router = APIRouter(prefix="/api/metrics", tags=["commerce"])
 
@@ -15,42 +16,35 @@ _UNITS = {"minute": "minute", "hour": "hour", "day": "day"}
 _STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
-def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
-
-
 class Summary(BaseModel):
     total_events: int
     unique_users: int
     sessions: int
     transactions: int
     orders: int
-    total_revenue: float
-    avg_order_value: float | None
+    total_revenue: Money
+    avg_order_value: Money | None
     conversion_rate_pct: float | None
-    first_event_at: datetime | None
-    last_event_at: datetime | None
-    updated_at: datetime | None
+    first_event_at: UtcDateTime | None
+    last_event_at: UtcDateTime | None
+    updated_at: UtcDateTime | None
 
 
 class TimelinePoint(BaseModel):
-    bucket: datetime
+    bucket: UtcDateTime
     events: int
     page_views: int
     searches: int
     add_to_carts: int
     remove_from_carts: int
     transactions: int
-    revenue: float
+    revenue: Money
 
 
 class Timeline(BaseModel):
     granularity: Literal["minute", "hour", "day"]
-    start: datetime | None
-    end: datetime | None
+    start: UtcDateTime | None
+    end: UtcDateTime | None
     points: list[TimelinePoint]
 
 
@@ -59,12 +53,12 @@ class TopProduct(BaseModel):
     product_id: str
     product_name: str
     category: str
-    price: float
+    price: Money
     views: int
     add_to_carts: int
     transactions: int
     units_sold: int
-    revenue: float
+    revenue: Money
     view_to_purchase_pct: float | None
 
 
@@ -72,8 +66,8 @@ class CategorySales(BaseModel):
     category: str
     transactions: int
     units_sold: int
-    revenue: float
-    avg_transaction_value: float | None
+    revenue: Money
+    avg_transaction_value: Money | None
     customers: int
     revenue_share_pct: float | None
 
@@ -83,21 +77,21 @@ class EventTypeShare(BaseModel):
     events: int
     share_pct: float
     unique_users: int
-    first_event_at: datetime | None
-    last_event_at: datetime | None
+    first_event_at: UtcDateTime | None
+    last_event_at: UtcDateTime | None
 
 
 class Realtime(BaseModel):
     window_seconds: int
-    window_start: datetime
-    window_end: datetime
+    window_start: UtcDateTime
+    window_end: UtcDateTime
     events: int
     page_views: int
     searches: int
     add_to_carts: int
     remove_from_carts: int
     transactions: int
-    revenue: float
+    revenue: Money
     active_users: int
     active_sessions: int
 
@@ -108,7 +102,7 @@ _EMPTY_SUMMARY = {
     "sessions": 0,
     "transactions": 0,
     "orders": 0,
-    "total_revenue": 0.0,
+    "total_revenue": 0,
     "avg_order_value": None,
     "conversion_rate_pct": None,
     "first_event_at": None,
@@ -138,8 +132,8 @@ def timeline(
     granularity: Annotated[Literal["minute", "hour", "day"], Query(description="Bucket width")] = "hour",
     points: Annotated[int, Query(ge=1, le=1440, description="Number of buckets (1-1440)")] = 48,
     end: Annotated[
-        datetime | None,
-        Query(description="Last bucket contains this instant (UTC); default: the latest event"),
+        Instant | None,
+        Query(description="Last bucket contains this instant (ISO 8601; naive = UTC); default: latest event"),
     ] = None,
 ) -> dict:
     if end is None:
@@ -147,9 +141,7 @@ def timeline(
         end = latest["latest"] if latest else None
         if end is None:
             return {"granularity": granularity, "start": None, "end": None, "points": []}
-    elif end.tzinfo is not None:
-        end = end.astimezone(UTC).replace(tzinfo=None)
-    start = _truncate(end, granularity) - _STEP[granularity] * (points - 1)
+    start = shift(_truncate(end, granularity), -_STEP[granularity] * (points - 1))
     if granularity == "day":
         rows = db.rows(
             "SELECT CAST(event_date AS TIMESTAMP) AS bucket, events, page_views, searches, add_to_carts, "
@@ -169,7 +161,7 @@ def timeline(
             "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN total_amount END), 0) AS revenue "
             "FROM stg.commerce_events WHERE event_timestamp >= :start AND event_timestamp < :stop "
             "GROUP BY 1 ORDER BY 1",
-            {"start": start, "stop": _truncate(end, granularity) + _STEP[granularity]},
+            {"start": start, "stop": shift(_truncate(end, granularity), _STEP[granularity])},
         )
     return {"granularity": granularity, "start": start, "end": end, "points": rows}
 
@@ -190,9 +182,7 @@ def _truncate(moment: datetime, granularity: str) -> datetime:
 def top_products(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=100, description="How many products (1-100)")] = 10,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=128, description="Only this category")
-    ] = None,
+    category: Annotated[Text | None, Query(max_length=128, description="Only this category")] = None,
 ) -> list[dict]:
     columns = (
         "sales_rank, product_id, product_name, category, price, views, add_to_carts, transactions, "

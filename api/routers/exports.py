@@ -5,23 +5,16 @@ a request filtered by year or sector aggregates ``stg.exportacao`` with bound pa
 use camelCase keys, as the seed's API standard asks.
 """
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from api.db import Database
+from api.db import Db
+from api.schema import NOT_FOUND, Kilograms, Money, Text, UtcDateTime
 
 router = APIRouter(prefix="/metrics", tags=["exports"])
-
-
-def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
 Ano = Annotated[int | None, Query(ge=1990, le=2100, description="Year (YYYY)")]
 
 
@@ -30,22 +23,22 @@ class _Camel(BaseModel):
 
 
 class Resumo(_Camel):
-    total_usd: float
-    total_kg: float
+    total_usd: Money
+    total_kg: Kilograms
     paises_count: int
     setores_count: int
     anos: list[int]
-    updated_at: datetime | None
+    updated_at: UtcDateTime | None
     filters: dict[str, Any]
 
 
 class Pais(_Camel):
     pais: str
-    total_usd: float
-    total_kg: float
+    total_usd: Money
+    total_kg: Kilograms
     participacao_pct: float
     anos: list[int]
-    updated_at: datetime | None
+    updated_at: UtcDateTime | None
 
 
 @router.get(
@@ -53,12 +46,12 @@ class Pais(_Camel):
     response_model=Resumo,
     response_model_by_alias=True,
     summary="Overall export totals, optionally for one year and/or one sector",
-    responses={404: {"description": "No export rows match the filters"}},
+    responses=NOT_FOUND,
 )
 def resumo(
     db: Db,
     ano: Ano = None,
-    setor: Annotated[str | None, Query(min_length=1, max_length=100, description="Sector name")] = None,
+    setor: Annotated[Text | None, Query(max_length=100, description="Sector name")] = None,
 ) -> dict:
     if ano is None and setor is None:
         row = db.one(

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from api.schema import Day, Text
 from assets.usage.index_specs import ALERTS, DAILY, PROMPTS, TOP_USERS, InsightIndex
 from resources.search import SearchResource
 from resources.settings import setting
@@ -25,7 +26,6 @@ from resources.settings import setting
 router = APIRouter(prefix="/insights", tags=["insights"])
 
 USER_PATTERN = r"^[A-Za-z0-9_.@+\-]{1,100}$"
-MAX_DAYS = 366
 
 
 # ----- dependencies
@@ -166,28 +166,6 @@ def _total(response: dict[str, Any]) -> int:
     return int(total["value"] if isinstance(total, dict) else total)
 
 
-def _check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
-    if date_from and date_to:
-        if date_from > date_to:
-            raise HTTPException(
-                status_code=422,
-                detail=[
-                    {"loc": ["query", "to"], "msg": "'to' must not be before 'from'", "type": "value_error"}
-                ],
-            )
-        if (date_to - date_from).days >= MAX_DAYS:
-            raise HTTPException(
-                status_code=422,
-                detail=[
-                    {
-                        "loc": ["query", "to"],
-                        "msg": f"at most {MAX_DAYS} days per request",
-                        "type": "value_error",
-                    }
-                ],
-            )
-
-
 def _date_filter(date_from: dt.date | None, date_to: dt.date | None) -> list[dict[str, Any]]:
     if not date_from and not date_to:
         return []
@@ -240,15 +218,14 @@ def top_users(
 def daily(
     search: SearchDep,
     prefix: PrefixDep,
-    date_from: Annotated[dt.date | None, Query(alias="from", description="First day (YYYY-MM-DD)")] = None,
+    date_from: Annotated[Day | None, Query(alias="from", description="First day (YYYY-MM-DD)")] = None,
     date_to: Annotated[
-        dt.date | None, Query(alias="to", description="Last day, inclusive (YYYY-MM-DD)")
+        Day | None, Query(alias="to", description="Last day, inclusive (YYYY-MM-DD); before from: no days")
     ] = None,
     user: UserQuery = None,
     ide: Annotated[str | None, Query(pattern=r"^[a-z0-9_\-]{1,50}$", description="Only this IDE")] = None,
 ) -> DailyResponse:
     """Tokens per UTC day (all developers, or one), summed from ``mart.usage_daily`` by the engine."""
-    _check_range(date_from, date_to)
     filters = _date_filter(date_from, date_to)
     if user:
         filters.append({"term": {"user_id": user}})
@@ -290,12 +267,11 @@ def alerts(
     user: UserQuery = None,
     alert_type: Annotated[Literal["daily_tokens", "spike"] | None, Query(alias="type")] = None,
     severity: Annotated[Literal["warning", "critical"] | None, Query()] = None,
-    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day | None, Query(alias="from", description="First day (YYYY-MM-DD)")] = None,
+    date_to: Annotated[Day | None, Query(alias="to", description="Last day, inclusive (YYYY-MM-DD)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertsResponse:
     """Alerts from ``mart.usage_alerts``, newest day first, then most tokens."""
-    _check_range(date_from, date_to)
     filters = _date_filter(date_from, date_to)
     for field_name, value in (("user_id", user), ("alert_type", alert_type), ("severity", severity)):
         if value:
@@ -317,17 +293,12 @@ def alerts(
 def search_prompts(
     search: SearchDep,
     prefix: PrefixDep,
-    q: Annotated[str, Query(min_length=2, max_length=200, description="Words to find in prompts/responses")],
+    q: Annotated[Text, Query(min_length=2, max_length=200, description="Words to find in prompts/responses")],
     user: UserQuery = None,
     ide: Annotated[str | None, Query(pattern=r"^[a-z0-9_\-]{1,50}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> SearchResponse:
     """Best-matching usage events for ``q`` (prompt weighted above response), with highlights."""
-    if not q.strip():
-        raise HTTPException(
-            status_code=422,
-            detail=[{"loc": ["query", "q"], "msg": "q must not be blank", "type": "value_error"}],
-        )
     filters: list[dict[str, Any]] = []
     if user:
         filters.append({"term": {"user_id": user}})

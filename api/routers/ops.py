@@ -11,10 +11,11 @@ refreshed for a while can only make an aggregate look older than it is, never fr
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.db import Database, NotMaterializedError, WarehouseUnavailableError
+from api.db import Database, Db, NotMaterializedError, WarehouseUnavailableError
+from api.schema import Instant, UtcDateTime
 from orchestration.freshness import FRESHNESS_TABLE, OPS_SCHEMA, freshness_status
 from resources.settings import setting_int
 
@@ -30,18 +31,6 @@ _INCIDENT_COLUMNS = (
     "incident_id, detected_at, run_id, job_name, asset_keys, step_key, error_class, error_message, "
     "diagnosis, explanation, action, attempt, root_run_id, retry_run_id"
 )
-
-
-def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
-
-
-def utc_naive(value: datetime) -> datetime:
-    """The warehouse stores naive UTC; an aware request value is converted, a naive one taken as UTC."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
 def now_utc() -> datetime:
@@ -64,7 +53,7 @@ def is_unresolved(incident: dict[str, Any]) -> bool:
 
 class Incident(BaseModel):
     incident_id: str
-    detected_at: datetime = Field(description="When the failure was detected (UTC)")
+    detected_at: UtcDateTime = Field(description="When the failure was detected (UTC)")
     run_id: str
     job_name: str | None = None
     asset_keys: str | None = Field(default=None, description="Comma-separated, e.g. raw/commerce_events")
@@ -83,19 +72,19 @@ class AggregateFreshness(BaseModel):
     asset_key: str = Field(examples=["mart/commerce_summary"])
     domain: str
     status: FreshnessStatus = Field(description="As of this request: fresh, stale or never (not built yet)")
-    last_updated_at: datetime | None = Field(description="Latest materialization (UTC)")
+    last_updated_at: UtcDateTime | None = Field(description="Latest materialization (UTC)")
     age_minutes: float | None
     threshold_minutes: int = Field(description="Configured threshold of the aggregate's domain")
-    stale_at: datetime | None = Field(description="When the aggregate turns (or turned) stale (UTC)")
-    checked_at: datetime = Field(description="When the freshness sensor last recorded this aggregate")
+    stale_at: UtcDateTime | None = Field(description="When the aggregate turns (or turned) stale (UTC)")
+    checked_at: UtcDateTime = Field(description="When the freshness sensor last recorded this aggregate")
 
 
 class FreshnessReport(BaseModel):
     status: Literal["ok", "degraded", "unknown"] = Field(
         description="degraded if any aggregate is stale or never built; unknown if nothing was recorded yet"
     )
-    evaluated_at: datetime
-    recorded_at: datetime | None = Field(description="Latest freshness sensor record (UTC)")
+    evaluated_at: UtcDateTime
+    recorded_at: UtcDateTime | None = Field(description="Latest freshness sensor record (UTC)")
     counts: dict[str, int] = Field(description="Aggregates per status (before filters)")
     aggregates: list[AggregateFreshness]
 
@@ -110,13 +99,13 @@ class FreshnessCheck(BaseModel):
     status: Literal["ok", "degraded", "unknown"]
     stale: list[str] = Field(default_factory=list)
     never: list[str] = Field(default_factory=list)
-    recorded_at: datetime | None = None
+    recorded_at: UtcDateTime | None = None
     detail: str | None = None
 
 
 class IncidentBrief(BaseModel):
     incident_id: str
-    detected_at: datetime
+    detected_at: UtcDateTime
     job_name: str | None = None
     diagnosis: str
     action: str
@@ -271,7 +260,7 @@ def health_report(db: Database) -> tuple[int, HealthReport]:
 def incidents(
     db: Db,
     since: Annotated[
-        datetime | None,
+        Instant | None,
         Query(description="Only incidents detected at or after this instant (ISO 8601; naive = UTC)"),
     ] = None,
     diagnosis: Annotated[Diagnosis | None, Query(description="Only this diagnosis")] = None,
@@ -281,7 +270,7 @@ def incidents(
     params: dict[str, Any] = {"limit": limit}
     if since is not None:
         conditions.append("detected_at >= :since")
-        params["since"] = utc_naive(since)
+        params["since"] = since
     if diagnosis is not None:
         conditions.append("diagnosis = :diagnosis")
         params["diagnosis"] = diagnosis

@@ -1,9 +1,11 @@
 """The read API's export-statistics endpoints (seed bgc-api) against tables the real pipeline produced."""
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 from fastapi.testclient import TestClient
 
@@ -98,7 +100,40 @@ def test_resumo_and_pais_match_the_tables(client_and_tables) -> None:
 def test_unknown_filters_are_404_and_bad_parameters_422(client_and_tables) -> None:
     client, _ = client_and_tables
     assert client.get("/metrics/resumo", params={"setor": "Nenhum Setor"}).status_code == 404
-    for params in ({"ano": "abc"}, {"ano": 1800}, {"setor": ""}):
+    for params in ({"ano": "abc"}, {"ano": 1800}, {"setor": ""}, {"setor": "\x00"}, {"setor": "Soja\x00"}):
         assert client.get("/metrics/resumo", params=params).status_code == 422, params
     for params in ({"limit": 0}, {"limit": 501}, {"ano": 2200}):
         assert client.get("/metrics/pais", params=params).status_code == 422, params
+
+
+def test_money_and_weights_are_exact_decimal_strings(warehouse: WarehouseResource) -> None:
+    """A total no binary float holds (99999999999999.99 becomes ...98 as a float) is served exactly."""
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS stg")
+        conn.exec_driver_sql(
+            "CREATE TABLE stg.exportacao (ano INTEGER, pais VARCHAR(100), setor VARCHAR(100), "
+            "valor_usd NUMERIC(15, 2), peso_kg NUMERIC(15, 3), ingest_at TIMESTAMP)"
+        )
+        rows = [("Chile", "9999999999999.99", "1.500")] * 10 + [("China", "0.09", "0.250")]
+        conn.execute(
+            sa.text("INSERT INTO stg.exportacao VALUES (2024, :pais, 'Soja', :usd, :kg, :at)"),
+            [
+                {"pais": pais, "usd": Decimal(usd), "kg": Decimal(kg), "at": dt.datetime(2024, 5, 1, 12)}
+                for pais, usd, kg in rows
+            ],
+        )
+    with TestClient(create_app(warehouse.url)) as client:
+        resumo = client.get("/metrics/resumo", params={"ano": 2024, "setor": "Soja"})
+        paises = client.get("/metrics/pais", params={"ano": 2024}).json()
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert resumo.status_code == 200, resumo.text
+    body = resumo.json()
+    assert (body["totalUsd"], body["totalKg"]) == ("99999999999999.99", "15.250")
+    assert body["updatedAt"] == "2024-05-01T12:00:00Z"
+    assert [(p["pais"], p["totalUsd"], p["totalKg"]) for p in paises] == [
+        ("Chile", "99999999999999.90", "15.000"),
+        ("China", "0.09", "0.250"),
+    ]
+    # Documented as exact decimal strings, so a generated client does not parse them as floats.
+    total_usd = schema["Resumo"]["properties"]["totalUsd"]
+    assert total_usd["type"] == "string" and total_usd["format"] == "decimal"

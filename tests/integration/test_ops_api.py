@@ -127,7 +127,8 @@ def test_incidents_empty_without_table_then_as_stored_with_filters(
     stored = {r["incident_id"]: r for r in rows}
     for item in got:
         expected = stored[item["incident_id"]]
-        assert item == {**expected, "detected_at": expected["detected_at"].isoformat()}
+        # Stored as naive UTC, served with its zone: a valid RFC 3339 date-time.
+        assert item == {**expected, "detected_at": expected["detected_at"].isoformat() + "Z"}
 
     permanent = client.get("/ops/incidents", params={"diagnosis": "permanent"}).json()
     assert [i["incident_id"] for i in permanent] == ["i2"]
@@ -140,6 +141,10 @@ def test_incidents_empty_without_table_then_as_stored_with_filters(
     both = client.get("/ops/incidents", params={"since": "2024-05-01T12:30:00", "diagnosis": "transient"})
     assert both.json() == []
     assert [i["incident_id"] for i in client.get("/ops/incidents", params={"limit": 1}).json()] == ["i3"]
+    # Instants beyond the calendar's ends once converted to UTC are clamped, not an overflow (500).
+    everything = client.get("/ops/incidents", params={"since": "0001-01-01T00:00:00+05:00"})
+    assert [i["incident_id"] for i in everything.json()] == ["i3", "i2", "i1"]
+    assert client.get("/ops/incidents", params={"since": "9999-12-31T23:59:59-05:00"}).json() == []
 
     for bad in (
         {"diagnosis": "flaky"},
@@ -147,9 +152,13 @@ def test_incidents_empty_without_table_then_as_stored_with_filters(
         {"limit": 1001},
         {"limit": "many"},
         {"since": "yesterday"},
+        {"since": "0"},  # not a Unix timestamp: only ISO 8601 is a date here
+        {"since": "0.5"},
+        {"since": "2024-05-01T12:00:00\x00"},
     ):
         response = client.get("/ops/incidents", params=bad)
         assert response.status_code == 422, bad
+        assert [error["loc"][-1] for error in response.json()["detail"]] == [next(iter(bad))], bad
 
 
 # ----- /ops/freshness
