@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from dbt_like_sql.lineage import transpile
 from dbt_like_sql.project import SqlModel
 from resources.bulk_write import quote_ident
+from resources.change_notify import notify_changed
 from resources.warehouse import WarehouseResource
 
 _THIS_RE = re.compile(r"\{\{\s*this\s*\}\}")
@@ -239,6 +240,7 @@ def materialize_model(
         else:
             action = _build_materialized_view(s, model, full_refresh, details)
         row_count = s.count(model.schema, model.name)
+        notify_changed(conn, f"{model.schema}.{model.name}")  # delivered to readers at commit
     return MaterializationOutcome(
         dialect=dialect,
         materialization=effective,

@@ -63,6 +63,47 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
     Setting("API_PORT", "8000", "Port of the read API"),
     Setting(
+        "API_WORKERS",
+        "0",
+        "Worker processes of the read API (0: one per CPU core on PostgreSQL, one on DuckDB)",
+    ),
+    Setting(
+        "API_AUTH",
+        "false",
+        "true: data paths need an API key with their role (viewer, ops, writer); /health, /ready stay open",
+    ),
+    Setting(
+        "API_KEYS",
+        "",
+        "API keys as name:role[+role]:sha256-of-key, comma-separated (python -m api.access new-key ROLE)",
+    ),
+    Setting(
+        "API_KEYS_FILE",
+        "",
+        "Secret file with one name:role[+role]:sha256 entry per line (read with API_KEYS)",
+    ),
+    Setting(
+        "API_RATE_LIMIT",
+        "1200/minute",
+        "Requests one API key may make (limits notation, e.g. 100/second); off: no limit",
+    ),
+    Setting(
+        "API_RATE_LIMIT_STORAGE",
+        "memory://",
+        "Where rate-limit counts live: memory:// (per worker) or memcached:// / redis:// (shared)",
+    ),
+    Setting(
+        "API_CACHE", "true", "Keep mart answers in memory until the warehouse changes (false: always query)"
+    ),
+    Setting(
+        "API_CACHE_MAX_ENTRIES", "4096", "Upper bound of answers the read API keeps in memory per worker"
+    ),
+    Setting(
+        "API_METRICS_KAFKA_LAG",
+        "true",
+        "Prometheus lag gauges ask Kafka for end offsets (false: only the warehouse ledger is read)",
+    ),
+    Setting(
         "DAGSTER_UI_URL",
         "http://127.0.0.1:3000",
         "Base URL of the Dagster UI the dashboard links to (operations page, each asset)",

@@ -6,6 +6,7 @@ environment, volumes) against the code and the other deployment files."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,10 @@ DAGSTER_PG_VARS = {
 }
 SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
-    "depends_on", "healthcheck", "restart", "user", "networks", "working_dir",
+    "depends_on", "healthcheck", "restart", "user", "networks", "working_dir", "secrets",
 }  # fmt: skip
+# Prometheus scraping the read API, Grafana over Prometheus (issue: observability).
+OBSERVABILITY = ("prometheus", "grafana")
 
 
 def _strings(node: object) -> list[str]:
@@ -145,7 +148,7 @@ def _strings(node: object) -> list[str]:
 
 
 def test_every_service_is_present_with_known_keys(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == set(COUNTERPART) | set(PLATFORM)
+    assert set(compose["services"]) == set(COUNTERPART) | set(PLATFORM) | set(OBSERVABILITY)
     for name, svc in compose["services"].items():
         assert set(svc) <= SERVICE_KEYS, f"{name}: unexpected keys {set(svc) - SERVICE_KEYS}"
 
@@ -263,3 +266,40 @@ def test_published_platform_ports(compose: dict[str, Any]) -> None:
     assert [_published(p) for p in compose["services"]["webserver"]["ports"]] == [(3000, 3000)]
     assert [_published(p) for p in compose["services"]["api"]["ports"]] == [(8000, 8000)]
     assert "ports" not in compose["services"]["user_code"] and "ports" not in compose["services"]["daemon"]
+
+
+def test_prometheus_scrapes_the_api_exposition_and_grafana_shows_it(compose: dict[str, Any]) -> None:
+    from api.telemetry import PATH
+
+    services_ = compose["services"]
+    config = yaml.safe_load((ROOT / "docker/prometheus/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    api_port = _published(services_["api"]["ports"][0])[1]
+    assert job["metrics_path"] == PATH and job["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    assert services_["prometheus"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services_["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    for name in OBSERVABILITY:
+        assert services_[name]["healthcheck"]["test"][0] == "CMD", name
+        for mount in services_[name]["volumes"]:
+            source = mount.split(":")[0]
+            assert source in compose["volumes"] or (ROOT / source).exists(), f"{name}: {source}"
+    datasource = yaml.safe_load((ROOT / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    board = json.loads((ROOT / "docker/grafana/dashboards/afluente.json").read_text())
+    exprs = " ".join(t["expr"] for panel in board["panels"] for t in panel["targets"])
+    assert all(t["datasource"]["uid"] == source["uid"] for panel in board["panels"] for t in panel["targets"])
+    for family in (
+        "afluente_http_requests_total", "afluente_http_request_duration_seconds_bucket",
+        "afluente_db_query_duration_seconds_bucket", "afluente_aggregate_age_seconds",
+        "afluente_kafka_ledger_lag_messages", "afluente_rows_rejected",
+    ):  # fmt: skip
+        assert family in exprs, family
+
+
+def test_api_keys_reach_the_api_as_a_secret_file(compose: dict[str, Any]) -> None:
+    api_env = {k: _default(v) for k, v in compose["services"]["api"]["environment"].items()}
+    assert api_env["API_AUTH"] == "true"
+    assert compose["services"]["api"]["secrets"] == ["afluente_api_keys"]
+    assert api_env["API_KEYS_FILE"] == "/run/secrets/afluente_api_keys"
+    assert compose["secrets"]["afluente_api_keys"]["file"].startswith("./secrets/")
