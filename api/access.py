@@ -41,7 +41,7 @@ DEFAULT_PATH_ROLES: Mapping[str, str] = {
     "/api/metrics": "viewer",
     "/metrics": "viewer",
     "/insights": "viewer",
-    "/dashboard/api": "viewer",
+    "/dashboard/data": "viewer",
     "/ops": "ops",
     "/v1/ops": "ops",
     "/v1": "viewer",
