@@ -35,7 +35,7 @@ async function refresh() {
         { type: "scatter", mode: "lines+markers", name: "events", x: t.points.map((p) => p.bucket), y: t.points.map((p) => p.events) },
         { type: "scatter", mode: "lines", name: "revenue", yaxis: "y2", x: t.points.map((p) => p.bucket), y: t.points.map((p) => p.revenue) },
       ],
-      layout: { yaxis: { title: { text: "events" } }, yaxis2: { title: { text: "revenue" }, overlaying: "y", side: "right" }, margin: { l: 60, r: 70, t: 10, b: 50 } },
+      layout: { yaxis: { title: { text: "events" }, rangemode: "tozero" }, yaxis2: { title: { text: "revenue" }, overlaying: "y", side: "right", rangemode: "tozero" }, margin: { l: 60, r: 70, t: 10, b: 50 } },
     } : null, "No events staged yet."),
     Dash.chart("funnel", "/api/metrics/event-types", (rows) => {
       if (!rows.length) return null;

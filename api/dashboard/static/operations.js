@@ -20,7 +20,7 @@ async function freshness() {
       { type: "bar", name: "age (minutes)", x: r.aggregates.map((a) => a.asset_key), y: r.aggregates.map((a) => a.age_minutes) },
       { type: "scatter", mode: "markers", name: "threshold (minutes)", marker: { symbol: "line-ew-open", size: 18 }, x: r.aggregates.map((a) => a.asset_key), y: r.aggregates.map((a) => a.threshold_minutes) },
     ],
-    layout: { yaxis: { type: "log", title: { text: "minutes" } }, margin: { l: 60, r: 20, t: 10, b: 140 } },
+    layout: { yaxis: { type: "log", title: { text: "minutes" } }, legend: { orientation: "h", y: 1.15 }, margin: { l: 60, r: 20, t: 30, b: 140 } },
   } : null, "No freshness recorded yet: the aggregate_freshness_sensor has not run.");
   if (!res.ok || !res.body.aggregates.length) { table.replaceChildren(); return res; }
   Dash.table(table, res.body.aggregates, [
