@@ -278,10 +278,11 @@ class LandingZoneResource(ConfigurableResource):
         return target
 
     def restore(self, moved: Path, original: Path) -> None:
-        """Undo :meth:`archive` after a rolled-back load: the file goes back where it was dropped."""
+        """Undo :meth:`archive`/:meth:`quarantine` after a rollback: the file goes back where it was."""
         if moved != original and moved.exists() and not original.exists():
             os.replace(moved, original)
             _move_marker(moved, original)
+            moved.with_name(moved.name + ".reason.txt").unlink(missing_ok=True)
 
     def quarantine(self, domain: str, path: Path, digest: str, reason: str) -> Path:
         """Move an unreadable file to quarantine with a reason file beside it."""

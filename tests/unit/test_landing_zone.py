@@ -194,6 +194,9 @@ def test_verify_unchanged_detects_appends_but_not_touches(tmp_path: Path) -> Non
     archived = zone.archive("exports", path, digest)
     zone.restore(archived, path)
     assert path.read_text() == "ano;mes\n2023;1\n2023;2\n" and not archived.exists()
+    quarantined = zone.quarantine("exports", path, digest, "unreadable")
+    zone.restore(quarantined, path)  # a rolled-back quarantine leaves no stray reason file
+    assert path.exists() and list((folder / "_quarantine").iterdir()) == []
 
 
 def test_plan_skips_a_file_replaced_or_removed_after_the_scan(tmp_path: Path) -> None:
