@@ -111,7 +111,7 @@ def _add_missing_columns(
             )
 
 
-def _driver_connection(conn: sa.Connection) -> Any:
+def driver_connection(conn: sa.Connection) -> Any:
     """The DBAPI connection under ``conn`` (psycopg or duckdb), for the engines' bulk paths."""
     driver_conn = conn.connection.driver_connection
     if driver_conn is None:  # only once the pooled connection was invalidated or closed
@@ -128,7 +128,7 @@ def copy_into_postgres(conn: sa.Connection, schema: str, table: str, data: pa.Ta
     """COPY an Arrow table into PostgreSQL as CSV, streamed in batches (nulls unquoted, '' quoted)."""
     statement = _copy_statement(conn, schema, table, data, "csv")
     options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-    driver_conn = _driver_connection(conn)
+    driver_conn = driver_connection(conn)
     with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
         for batch in data.to_batches(max_chunksize=_COPY_BATCH_ROWS):
             buffer = io.BytesIO()
@@ -149,7 +149,7 @@ def copy_binary_into_postgres(conn: sa.Connection, schema: str, table: str, data
 
     statement = _copy_statement(conn, schema, table, data, "binary")
     encoder = ArrowToPostgresBinaryEncoder(data.schema)
-    driver_conn = _driver_connection(conn)
+    driver_conn = driver_connection(conn)
     with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(encoder.write_header())
         for batch in data.to_batches(max_chunksize=_BINARY_COPY_BATCH_ROWS):
@@ -160,7 +160,7 @@ def copy_binary_into_postgres(conn: sa.Connection, schema: str, table: str, data
 def insert_into_duckdb(conn: sa.Connection, schema: str, table: str, data: pa.Table) -> None:
     """Insert an Arrow table into DuckDB through a zero-copy registered view."""
     view = f"_afluente_in_{uuid.uuid4().hex}"
-    driver_conn = _driver_connection(conn)
+    driver_conn = driver_connection(conn)
     driver_conn.register(view, data)
     try:
         columns = ", ".join(quote_ident(conn, name) for name in data.column_names)

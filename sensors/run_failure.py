@@ -365,7 +365,9 @@ def superseding_run(instance: DagsterInstance, failed: FailedRun) -> str | None:
                 run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
             ).records
             keys = {
-                r.event_log_entry.dagster_event.asset_key for r in planned if r.event_log_entry.dagster_event
+                event.asset_key
+                for r in planned
+                if (event := r.event_log_entry.dagster_event) is not None and event.asset_key is not None
             }
         if failed.pending_keys <= keys:
             return run.run_id

@@ -26,7 +26,7 @@ from dagster import (
 
 from assets.usage.index_specs import INSIGHT_INDICES, InsightIndex
 from orchestration.automation import after_upstream_updates
-from resources.bulk_write import quote_ident
+from resources.bulk_write import driver_connection, quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
@@ -70,7 +70,7 @@ def stream_rows(
     with warehouse.connect() as conn:
         if conn.dialect.name == "duckdb":
             # A relation streams Arrow batches directly; a DB-API result would copy every row first.
-            reader = conn.connection.driver_connection.sql(sql).to_arrow_reader(batch_rows)
+            reader = driver_connection(conn).sql(sql).to_arrow_reader(batch_rows)
             for batch in reader:
                 yield from _json_ready_batch(batch)
             return
