@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from services import proc
 from services.base import PORT_ENV, ConnectionInfo, Echo, Service, Step, services_home
@@ -63,6 +65,38 @@ def with_dependents(names: Iterable[str] | None) -> list[Service]:
                 wanted.add(name)
                 changed = True
     return [SERVICE_CLASSES[n]() for n in SERVICE_NAMES if n in wanted]
+
+
+def _restore_path() -> Path:
+    return services_home() / "run" / "restore.json"
+
+
+def _read_restore() -> dict[str, list[str]]:
+    """Dependent -> the services whose ``down`` stopped it (it was running; nobody asked to stop it)."""
+    try:
+        data = json.loads(_restore_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): [str(v) for v in vs] for k, vs in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_restore(record: dict[str, list[str]]) -> None:
+    path = _restore_path()
+    if not record:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    tmp.replace(path)
+
+
+def stopped_dependents(names: Iterable[str] | None) -> list[str]:
+    """Dependents that ``down`` of ``names`` stopped while they ran, which ``up`` of ``names`` restarts."""
+    if not names:
+        return []
+    wanted = {s.name for s in resolve(names)}
+    return sorted(dep for dep, causes in _read_restore().items() if wanted.intersection(causes))
 
 
 def _timeout(svc: Service) -> float:
@@ -132,17 +166,23 @@ def ensure_up(
     """Install (once), start (if not running) and wait for the services; return their connection info.
 
     Idempotent: a running service (pid alive AND port answering) is left alone; a dead pid / stale pid
-    file is restarted. With ``skip_up`` (default: ``$AFLUENTE_SERVICES_SKIP_UP=1``) nothing is started,
-    only readiness is verified, for CI where ``make`` started the stack.
+    file is restarted. The dependents that ``down`` of one of these services stopped while they ran
+    (``down postgres`` stops FerretDB) are started again too, so ``up`` undoes ``down``. With
+    ``skip_up`` (default: ``$AFLUENTE_SERVICES_SKIP_UP=1``) nothing is started, only readiness is
+    verified, for CI where ``make`` started the stack.
     """
-    services = resolve(names)
     if skip_up is None:
         skip_up = os.environ.get("AFLUENTE_SERVICES_SKIP_UP", "") in ("1", "true", "yes")
     if skip_up:
-        return check_ready([s.name for s in services], echo=echo)
+        return check_ready([s.name for s in resolve(names)], echo=echo)
 
     t_all = time.monotonic()
+    names = list(names) if names else None
     with proc.file_lock(_lock_path()):
+        restored = stopped_dependents(names)
+        if restored and echo:
+            echo(f"up: also starting {', '.join(restored)} (stopped by an earlier `down`)")
+        services = resolve([*names, *restored] if names else None)
         steps = {svc.name: Step(svc.name, echo) for svc in services}
         to_start: list[Service] = []
         for svc in services:
@@ -184,6 +224,8 @@ def ensure_up(
                 svc.after_ready(steps[svc.name])  # cheap, idempotent (e.g. PostgreSQL databases exist)
         for svc, started, pid in pending:
             _wait_or_stop(svc, steps[svc.name], started, pid)
+        record = _read_restore()
+        _write_restore({dep: causes for dep, causes in record.items() if dep not in steps})
     if echo:
         echo(f"up: {time.monotonic() - t_all:.2f}s total")
     return {svc.name: _info_with_pid(svc) for svc in services}
@@ -228,14 +270,23 @@ def check_ready(names: Iterable[str] | None = None, *, echo: Echo | None = None)
 
 
 def down(names: Iterable[str] | None = None, *, echo: Echo | None = None) -> dict[str, str]:
-    """Stop services (and whatever depends on them) in reverse start order: signal, then SIGKILL."""
+    """Stop services (and whatever depends on them) in reverse start order: signal, then SIGKILL.
+
+    A running dependent stopped only because its dependency went down is remembered in
+    ``run/restore.json``; ``up`` of that dependency starts it again. A service named here is forgotten.
+    """
     results: dict[str, str] = {}
+    requested = {get(n).name for n in names} if names else set(SERVICE_NAMES)
     with proc.file_lock(_lock_path()):
+        record = {dep: causes for dep, causes in _read_restore().items() if dep not in requested}
         for svc in reversed(with_dependents(names)):
             t0 = time.monotonic()
             results[svc.name] = proc.stop_process(svc.pid_path, svc.stop_signal, svc.stop_timeout)
+            if svc.name not in requested and results[svc.name] != "not running":
+                record[svc.name] = sorted(set(record.get(svc.name, [])) | requested)
             if echo:
                 echo(f"[{svc.name}] {results[svc.name]} ({time.monotonic() - t0:.2f}s)")
+        _write_restore(record)
     return results
 
 
