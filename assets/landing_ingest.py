@@ -40,7 +40,6 @@ from resources.landing_zone import (
     UnreadableFileError,
     digest_of_bytes,
     digest_of_key,
-    original_name,
 )
 from resources.settings import setting_int
 from resources.warehouse import WarehouseResource
@@ -191,11 +190,11 @@ def ingest_landing_file(
     try:
         content = landing_zone.read(path, key)
     except RefusedEntryError as exc:
-        # Replaced by a link, FIFO, ... after the sensor listed it: moved aside, nothing read.
-        moved = landing_zone.refuse(target.domain, path, exc.reason)
-        return _record_quarantine(
-            context, target, warehouse, key, original_name(path), "", exc.reason, now, moved
-        )
+        # Replaced by a link, FIFO, ... since it was located: nothing is read, the sensor moves it aside.
+        raise Failure(
+            description=f"{path.name} {exc.reason}; nothing was read, the file-drop sensor quarantines it",
+            allow_retries=False,
+        ) from exc
     except FileChangedError as exc:
         raise _changed(exc, path) from exc
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing-ingest") as pool:
@@ -352,27 +351,6 @@ def _commit_and_move(
             raise
         counts = _reconcile_counts(conn, target, key)
     return moved, counts
-
-
-def _record_quarantine(
-    context: AssetExecutionContext,
-    target: LandingTarget,
-    warehouse: WarehouseResource,
-    key: str,
-    file_name: str,
-    reason: str,
-    now: datetime,
-    moved: Path,
-) -> FileIngestOutcome:
-    """Ledger entry of a file quarantined without being read (nothing else is written)."""
-    batch = f"batch_{now:%Y%m%d_%H%M%S}_refused"
-    ledger = _ledger_row(target.domain, key, "", file_name, "quarantined", (0, 0, 0), reason, batch, now, {})
-    with warehouse.connect() as conn:
-        with conn.begin():
-            _replace_partition(conn, target, key, ledger)
-        counts = _reconcile_counts(conn, target, key)
-    context.log.warning(f"{file_name} moved to {moved}: {reason}")
-    return FileIngestOutcome("quarantined", file_name, 0, 0, 0, reason, batch, {}, counts=counts)
 
 
 def _reconcile_counts(conn: sa.Connection, target: LandingTarget, key: str) -> dict[str, int]:
