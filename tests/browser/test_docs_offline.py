@@ -15,13 +15,13 @@ def test_swagger_ui_and_redoc_render_offline(browser: Browser, tmp_path: Path) -
         page.wait_for_selector(".swagger-ui .opblock-tag", timeout=30_000)
         assert page.locator(".swagger-ui .info .title").inner_text().startswith("afluente read API")
         assert page.locator(".opblock-summary-path", has_text="/api/metrics/summary").count() == 1
-        screenshot(page, "api-docs-swagger")
+        screenshot(page, "api-docs-swagger", full_page=False)
 
         page.goto(f"{base}/redoc")
         page.wait_for_selector("redoc .api-content h1", timeout=30_000)
         assert "afluente read API" in page.locator("redoc .api-content h1").first.inner_text()
         assert page.get_by_text("/api/metrics/summary").count() >= 1
-        screenshot(page, "api-docs-redoc")
+        screenshot(page, "api-docs-redoc", full_page=False)
         page.close()
     assert errors == []
     assert browser.blocked[blocked_before:] == []  # nothing even tried to reach the internet
