@@ -14,7 +14,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data demo-materialize ui test test-unit lint typecheck services-up services-down \
+.PHONY: install demo demo-data demo-materialize ui test test-unit lint typecheck browser services-up services-down \
 	services-status bench clean prod-config-check prod-grpc prod-up prod-down lock
 
 $(STAMP): pyproject.toml uv.lock
@@ -45,7 +45,7 @@ demo-data: install
 	$(PY) -m generators.exports --rows 20000 --files 2 --format csv --out data/landing/exports --seed 1
 	$(PY) -m generators.exports --rows 20000 --files 1 --format xlsx --out data/landing/exports --seed 3
 	$(PY) -m generators.exports --rows 5000 --files 1 --format csv --encoding latin-1 --bad-share 0.02 --out data/landing/exports --seed 7
-	$(PY) -m generators.commerce --events 50000 --out data/landing/commerce --files 2 --bad-share 0.01 --no-progress
+	$(PY) -m generators.commerce --events 50000 --out data/landing/commerce --files 2 --bad-share 0.01 --days 3 --no-progress
 	$(PY) -m generators.usage --docs 20000 --out data/landing/usage --format jsonl --bad-share 0.01
 
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
@@ -64,8 +64,12 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 
 ## test: install, lint and type-check, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB),
 ## run every test
-test: install lint typecheck services-up
+test: install lint typecheck services-up browser
 	AFLUENTE_SERVICES_SKIP_UP=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+## browser: Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded by Playwright)
+browser:
+	sh tests/browser/install_chromium.sh
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
