@@ -6,10 +6,27 @@ const Dash = {
   refreshSeconds: Number(document.body.dataset.refresh || 30),
   dagsterUi: document.body.dataset.dagsterUi || "",
 
+  // With API_AUTH on, data routes need a key: the page keeps the one the user entered in this
+  // browser (localStorage) and sends it as X-API-Key; it is never part of a URL.
+  apiKey() {
+    try { return window.localStorage.getItem("afluente_api_key") || ""; } catch (err) { return ""; }
+  },
+
+  askForKey() {
+    const key = window.prompt("This API needs a key with the viewer role (X-API-Key). Key:");
+    if (key) {
+      window.localStorage.setItem("afluente_api_key", key.trim());
+      window.location.reload();
+    }
+  },
+
   // GET a JSON endpoint: {ok, status, body}; status 0 when the API cannot be reached.
   async get(url) {
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      const headers = { Accept: "application/json" };
+      const key = Dash.apiKey();
+      if (key) headers["X-API-Key"] = key;
+      const response = await fetch(url, { headers });
       let body = null;
       try { body = await response.json(); } catch (err) { body = null; }
       return { ok: response.ok, status: response.status, body };
@@ -25,9 +42,18 @@ const Dash = {
       if (/unavailable/i.test(detail)) return ["unavailable", "Not available: " + detail];
       return ["not-built", "Not built yet: " + (detail || "the pipeline has not produced this data")];
     }
+    if (res.status === 401 || res.status === 403) {
+      Dash.showKeyButton();
+      return ["forbidden", "Needs an API key with the viewer role: " + (detail || "access refused")];
+    }
     if (res.status === 404) return ["empty", "No data: " + (detail || "nothing matches")];
     if (res.status === 0) return ["unreachable", "The API cannot be reached: " + detail];
     return ["error", "Error " + res.status + (detail ? ": " + detail : "")];
+  },
+
+  showKeyButton() {
+    const button = document.getElementById("api-key");
+    if (button) button.hidden = false;
   },
 
   // Show a notice in place of the element's content (the element is hidden, not removed).
@@ -145,3 +171,5 @@ const Dash = {
     return run;
   },
 };
+
+document.getElementById("api-key")?.addEventListener("click", () => Dash.askForKey());
