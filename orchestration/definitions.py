@@ -5,7 +5,10 @@ domains come from ``dbt_like_sql``; resources are bound once here, from environm
 which warehouse, broker or search engine is used is decided by configuration at run time.
 """
 
+from pathlib import Path
+
 from dagster import Definitions, EnvVar, colored_console_logger
+from dagster.components import load_from_defs_folder
 
 from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
@@ -41,7 +44,11 @@ resources = {
     "search": SearchResource(url=EnvVar("SEARCH_URL"), engine=EnvVar("SEARCH_ENGINE")),
 }
 
+# Declared instances of the platform's mechanisms (assets/defs/*/defs.yaml).
+declared_defs = load_from_defs_folder(path_within_project=Path(__file__).resolve().parents[1])
+
 defs = Definitions.merge(
+    declared_defs,
     exports.defs,
     commerce.defs,
     usage.defs,
