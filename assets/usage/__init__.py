@@ -1,0 +1,1 @@
+"""AI-assistant usage domain: MongoDB events and landed files -> staging -> marts -> insight indices."""
