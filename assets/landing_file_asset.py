@@ -39,6 +39,7 @@ def build_landing_file_asset(
     target: LandingTarget,
     reader: Callable[..., ParsedFile],
     partitions_def: DynamicPartitionsDefinition,
+    source: AssetSpec,
     group_name: str,
     owners: Sequence[str],
     kinds: set[str],
@@ -50,6 +51,8 @@ def build_landing_file_asset(
 ) -> AssetsDefinition:
     """A multi-asset ``[raw, <rows table>]`` + ``[raw, <rejects table>]`` partitioned by landed file.
 
+    ``source`` is the external asset of the landing folder the files come from (see
+    :mod:`assets.external_sources`): both tables depend on it in the lineage graph.
     ``before_ingest`` prepares tables (e.g. shared with another source); ``after_ingest`` may log
     extra events (e.g. a materialization of the asset owning a shared table). ``keys`` overrides the
     asset keys when the tables belong to another asset (files feeding the Kafka-owned table).
@@ -61,6 +64,7 @@ def build_landing_file_asset(
         "kinds": kinds,
         "partitions_def": partitions_def,
         "tags": {"layer": "raw", "domain": target.domain},
+        "deps": [source.key],
     }
 
     @multi_asset(

@@ -22,7 +22,9 @@ from assets.commerce.raw_events import (
     RAW_COMMERCE_EVENT_FILES,
     RAW_COMMERCE_EVENTS,
     commerce_files_partitions,
+    kafka_commerce_events,
     kafka_run_config,
+    landing_commerce,
     raw_commerce_event_files,
     raw_commerce_events,
 )
@@ -110,7 +112,7 @@ commerce_file_drop_sensor = build_file_drop_sensor(
 )
 
 defs = Definitions(
-    assets=[raw_commerce_events, raw_commerce_event_files],
+    assets=[kafka_commerce_events, landing_commerce, raw_commerce_events, raw_commerce_event_files],
     jobs=[commerce_kafka_ingest_job, commerce_kafka_ingest_and_refresh_job, commerce_data_tests_job],
     schedules=[commerce_data_tests_schedule],
     sensors=[commerce_kafka_sensor, commerce_file_drop_sensor],

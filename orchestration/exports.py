@@ -9,6 +9,7 @@ from assets.exports.raw_exportacao import (
     RAW_EXPORTACAO,
     RAW_EXPORTACAO_REJECTS,
     export_files_partitions,
+    landing_exports,
     raw_exportacao,
 )
 from orchestration.schedules import refresh_export_reports_daily, refresh_export_reports_job
@@ -24,7 +25,7 @@ export_file_drop_sensor = build_file_drop_sensor(
 )
 
 defs = Definitions(
-    assets=[raw_exportacao, export_file_quality],
+    assets=[landing_exports, raw_exportacao, export_file_quality],
     jobs=[refresh_export_reports_job],
     schedules=[refresh_export_reports_daily],
     sensors=[export_file_drop_sensor],

@@ -26,6 +26,7 @@ from assets.usage.raw_usage_events import (
     MONGO_INGEST_OP,
     RAW_USAGE_EVENTS,
     RAW_USAGE_EVENTS_REJECTS,
+    mongo_usage_events,
     raw_usage_events,
     usage_collection_name,
 )
@@ -34,6 +35,7 @@ from assets.usage.raw_usage_files import (
     RAW_USAGE_EVENT_FILES_REJECTS,
     USAGE_DOMAIN,
     USAGE_FILE_PATTERNS,
+    landing_usage,
     raw_usage_event_files,
     usage_files_partitions,
 )
@@ -114,7 +116,14 @@ def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunReque
 
 
 defs = Definitions(
-    assets=[raw_usage_events, raw_usage_event_files, usage_alert_thresholds, *insight_index_assets],
+    assets=[
+        mongo_usage_events,
+        landing_usage,
+        raw_usage_events,
+        raw_usage_event_files,
+        usage_alert_thresholds,
+        *insight_index_assets,
+    ],
     jobs=[rebuild_usage_indices_job],
     schedules=[rebuild_usage_indices_hourly],
     sensors=[usage_mongo_sensor, usage_file_drop_sensor],

@@ -39,6 +39,7 @@ from assets.commerce.tables import (
     RAW_SCHEMA,
     ensure_commerce_tables,
 )
+from assets.external_sources import landing_source_spec, source_spec
 from assets.landing_file_asset import build_landing_file_asset
 from assets.landing_ingest import FileIngestOutcome, LandingTarget, ParsedFile
 from resources.bulk_write import quote_ident
@@ -61,6 +62,19 @@ RAW_COMMERCE_EVENT_FILES = AssetKey([RAW_SCHEMA, "commerce_event_files"])
 RAW_COMMERCE_EVENT_FILE_REJECTS = AssetKey([RAW_SCHEMA, "commerce_event_file_rejects"])
 
 commerce_files_partitions = DynamicPartitionsDefinition(name="commerce_files")
+
+kafka_commerce_events = source_spec(
+    "kafka_commerce_events",
+    kind="kafka",
+    domain=COMMERCE_DOMAIN,
+    owners=COMMERCE_OWNERS,
+    description=(
+        "Clickstream events on the Kafka topic COMMERCE_KAFKA_TOPIC at KAFKA_BOOTSTRAP_SERVERS; "
+        "commerce_kafka_offsets_sensor requests the offset ranges the warehouse ledger misses."
+    ),
+    settings=["COMMERCE_KAFKA_TOPIC", "KAFKA_BOOTSTRAP_SERVERS"],
+)
+landing_commerce = landing_source_spec(COMMERCE_DOMAIN, owners=COMMERCE_OWNERS, formats="JSONL clickstream")
 
 COMMERCE_FILES_TARGET = LandingTarget(
     domain=COMMERCE_DOMAIN,
@@ -203,6 +217,7 @@ _KAFKA_COMMON: dict[str, Any] = {
     "owners": COMMERCE_OWNERS,
     "kinds": {"python", "kafka", "table"},
     "tags": {"layer": "raw", "domain": COMMERCE_DOMAIN},
+    "deps": [kafka_commerce_events.key],
 }
 
 
@@ -321,6 +336,7 @@ raw_commerce_event_files = build_landing_file_asset(
     keys=(RAW_COMMERCE_EVENT_FILES, RAW_COMMERCE_EVENT_FILE_REJECTS),
     reader=read_commerce_landing_file,
     partitions_def=commerce_files_partitions,
+    source=landing_commerce,
     group_name=COMMERCE_GROUP,
     owners=COMMERCE_OWNERS,
     kinds={"python", "json", "table"},
@@ -342,7 +358,9 @@ __all__ = [
     "RAW_COMMERCE_EVENT_FILES",
     "RAW_COMMERCE_EVENT_FILE_REJECTS",
     "commerce_files_partitions",
+    "kafka_commerce_events",
     "kafka_run_config",
+    "landing_commerce",
     "raw_commerce_event_files",
     "raw_commerce_events",
 ]

@@ -3,6 +3,7 @@
 from dagster import AssetKey, DynamicPartitionsDefinition
 
 from assets.exports.file_reader import parse_export_bytes
+from assets.external_sources import landing_source_spec
 from assets.landing_file_asset import build_landing_file_asset
 from assets.landing_ingest import LandingTarget, ParsedFile
 from resources.landing_zone import LandedContent
@@ -19,6 +20,11 @@ EXPORTS_TARGET = LandingTarget(
 )
 RAW_EXPORTACAO = AssetKey(list(EXPORTS_TARGET.rows_table))
 RAW_EXPORTACAO_REJECTS = AssetKey(list(EXPORTS_TARGET.rejects_table))
+EXPORTS_OWNERS = ["team:exports"]
+
+landing_exports = landing_source_spec(
+    EXPORTS_DOMAIN, owners=EXPORTS_OWNERS, formats="CSV/XLSX export-statistics"
+)
 
 
 def read_export_landing_file(content: LandedContent) -> ParsedFile:
@@ -43,8 +49,9 @@ raw_exportacao = build_landing_file_asset(
     target=EXPORTS_TARGET,
     reader=read_export_landing_file,
     partitions_def=export_files_partitions,
+    source=landing_exports,
     group_name="exports",
-    owners=["team:exports"],
+    owners=EXPORTS_OWNERS,
     kinds={"python", "csv", "xlsx", "table"},
     rows_description="Valid rows of each landed export file, typed, with ingest audit columns.",
     rejects_description="Rows of landed export files that failed validation: file, line, reason, raw row.",

@@ -23,6 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.external_sources import source_spec
 from assets.usage.mongo_ingest import (
     BatchRange,
     ensure_change_index,
@@ -39,6 +40,19 @@ from resources.warehouse import WarehouseResource
 RAW_USAGE_EVENTS = AssetKey([RAW_SCHEMA, EVENTS_TABLE])
 RAW_USAGE_EVENTS_REJECTS = AssetKey([RAW_SCHEMA, EVENTS_REJECTS_TABLE])
 MONGO_INGEST_OP = "raw__usage_events"
+
+
+mongo_usage_events = source_spec(
+    "mongo_usage_events",
+    kind="mongodb",
+    domain="usage",
+    owners=["team:usage"],
+    description=(
+        "AI-assistant usage documents in the MongoDB collection USAGE_MONGO_COLLECTION of database "
+        "USAGE_MONGO_DATABASE at MONGO_URI; usage_mongo_watermark_sensor requests the changed ones."
+    ),
+    settings=["USAGE_MONGO_COLLECTION", "USAGE_MONGO_DATABASE", "MONGO_URI"],
+)
 
 
 class MongoBatchConfig(Config):
@@ -65,6 +79,7 @@ class _CommonSpecArgs(TypedDict):
     owners: list[str]
     tags: dict[str, str]
     skippable: bool
+    deps: list[AssetKey]
 
 
 _COMMON: _CommonSpecArgs = {
@@ -72,6 +87,7 @@ _COMMON: _CommonSpecArgs = {
     "owners": ["team:usage"],
     "tags": {"layer": "raw"},
     "skippable": True,
+    "deps": [mongo_usage_events.key],
 }
 
 

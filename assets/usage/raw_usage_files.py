@@ -6,6 +6,7 @@ transaction, archive / quarantine), so ``make demo`` shows the usage domain with
 
 from dagster import AssetKey, DynamicPartitionsDefinition
 
+from assets.external_sources import landing_source_spec
 from assets.landing_file_asset import build_landing_file_asset
 from assets.landing_ingest import LandingTarget
 from assets.usage.file_reader import read_usage_file
@@ -24,6 +25,10 @@ usage_files_partitions = DynamicPartitionsDefinition(name="usage_files")
 RAW_USAGE_EVENT_FILES = AssetKey([RAW_SCHEMA, FILE_EVENTS_TABLE])
 RAW_USAGE_EVENT_FILES_REJECTS = AssetKey([RAW_SCHEMA, FILE_REJECTS_TABLE])
 
+USAGE_OWNERS = ["team:usage"]
+
+landing_usage = landing_source_spec(USAGE_DOMAIN, owners=USAGE_OWNERS, formats="JSON/JSONL usage-event")
+
 USAGE_FILES_TARGET = LandingTarget(
     domain=USAGE_DOMAIN,
     rows_table=(RAW_SCHEMA, FILE_EVENTS_TABLE),
@@ -35,8 +40,9 @@ raw_usage_event_files = build_landing_file_asset(
     target=USAGE_FILES_TARGET,
     reader=read_usage_file,
     partitions_def=usage_files_partitions,
+    source=landing_usage,
     group_name="usage",
-    owners=["team:usage"],
+    owners=USAGE_OWNERS,
     kinds={"python", "json", "table"},
     rows_description="Valid usage events of each landed JSON/JSONL file, typed, with ingest audit columns",
     rejects_description="Objects of landed usage files that failed validation: line, reason, raw object.",

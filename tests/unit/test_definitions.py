@@ -17,9 +17,35 @@ def test_every_asset_has_group_owner_kind_and_table_name() -> None:
         assert spec.group_name and spec.group_name != "default", name
         assert spec.owners, name
         assert spec.kinds, name
-        assert len(spec.key.path) == 2 and spec.key.path[0] in {"raw", "stg", "mart", "search"}, name
-        where = "index_name" if spec.key.path[0] == "search" else "dagster/table_name"
+        assert len(spec.key.path) == 2 and spec.key.path[0] in {"source", "raw", "stg", "mart", "search"}, (
+            name
+        )
+        where = {"search": "index_name", "source": "settings"}.get(spec.key.path[0], "dagster/table_name")
         assert spec.metadata.get(where), name
+
+
+SOURCES = {
+    "source/landing_exports": ("file", {"raw/exportacao", "raw/exportacao_rejects"}),
+    "source/landing_commerce": ("file", {"raw/commerce_event_files", "raw/commerce_event_file_rejects"}),
+    "source/kafka_commerce_events": ("kafka", {"raw/commerce_events", "raw/commerce_events_dead_letter"}),
+    "source/landing_usage": ("file", {"raw/usage_event_files", "raw/usage_event_files_rejects"}),
+    "source/mongo_usage_events": ("mongodb", {"raw/usage_events", "raw/usage_events_rejects"}),
+}
+
+
+def test_every_feed_starts_at_an_external_source_naming_its_setting() -> None:
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    assert {key for key in specs if key.startswith("source/")} == set(SOURCES)
+    for key, (kind, readers) in SOURCES.items():
+        source = specs[key]
+        assert source.kinds == {kind}, key
+        assert all(name in (source.description or "") for name in source.metadata["settings"].split(", "))
+        readers_found = {k for k, spec in specs.items() if source.key in {d.asset_key for d in spec.deps}}
+        assert readers_found == readers, key
+    # Every raw asset reads one source: the lineage graph starts at the sources.
+    for key, spec in specs.items():
+        if key.startswith("raw/"):
+            assert {d.asset_key.path[0] for d in spec.deps} == {"source"}, key
 
 
 def test_export_lineage() -> None:
