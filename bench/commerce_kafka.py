@@ -57,6 +57,7 @@ from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.sensors import automation_sensor
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
+from resources.run_status import IN_FLIGHT_STATUSES
 from resources.settings import apply_defaults
 from resources.warehouse import WarehouseResource, dispose_engines
 from sensors.kafka_offsets import RANGES_TAG, TOPIC_TAG
@@ -308,14 +309,6 @@ def _wait_for(predicate: Any, timeout: float, interval: float = 0.25) -> Any:
     return None
 
 
-_BUSY = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
-
-
 def _small_batch(
     instance: DagsterInstance, runs_for_topic: Callable[[], list], bootstrap: str, topic: str, seed: int
 ) -> dict | str:
@@ -393,7 +386,7 @@ def daemon_measurements(
         _wait_for(lambda: runs_for_topic() is not None, 5)
         time.sleep(15)
         _wait_for(
-            lambda: not instance.get_run_records(filters=RunsFilter(statuses=_BUSY)),
+            lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)),
             timeout=600,
             interval=1.0,
         )
@@ -414,7 +407,9 @@ def daemon_measurements(
 
         caught_up = _wait_for(marts_caught_up, timeout=900, interval=2.0)
         results["backlog_marts_s"] = round(time.time() - backlog_started, 1) if caught_up else None
-        _wait_for(lambda: not instance.get_run_records(filters=RunsFilter(statuses=_BUSY)), 600, 1.0)
+        _wait_for(
+            lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)), 600, 1.0
+        )
         results["small_batch_steady"] = _small_batch(instance, runs_for_topic, bootstrap, topic, seed=778)
         lags: list[float] = []
         stop_at = time.time() + stream_seconds

@@ -19,7 +19,8 @@ from dagster import (
     define_asset_job,
 )
 
-from sensors.run_failure import ReexecutionTargets, build_incident_upkeep_sensor, build_run_failure_sensor
+from sensors.reexecution import ReexecutionTargets
+from sensors.run_failure import build_incident_upkeep_sensor, build_run_failure_sensor
 from sensors.run_worker_watchdog import build_run_worker_watchdog_sensor
 
 REEXECUTION_JOB_PREFIX = "self_healing_reexecution"

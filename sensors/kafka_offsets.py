@@ -47,6 +47,7 @@ from assets.commerce.ledger import (
 from assets.commerce.tables import OFFSETS_TABLE, RAW_SCHEMA
 from resources.bulk_write import existing_columns
 from resources.kafka import KafkaResource
+from resources.run_status import IN_FLIGHT_STATUSES
 from resources.warehouse import WarehouseResource
 
 # A JobDefinition, or what define_asset_job returns (its class is not exported by dagster).
@@ -58,15 +59,6 @@ RANGES_TAG = "afluente/kafka_ranges"
 RANGE_KEY_TAG = "afluente/kafka_range_key"
 # One tag per consumed partition (<prefix><p> = topic): dagster.yaml allows one run per partition.
 PARTITION_TAG_PREFIX = "afluente/kafka_partition."
-
-IN_FLIGHT_STATUSES = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
-
 
 @dataclass(frozen=True)
 class PlannedRun:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from dagster import (
     AssetSelection,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -28,16 +27,11 @@ from pymongo.errors import ConnectionFailure
 
 from assets.usage.mongo_ingest import BatchRange, plan_batch, read_watermark, source_key_for
 from resources.mongo import MongoResource
+from resources.run_status import IN_FLIGHT_STATUSES
 from resources.warehouse import WarehouseResource
 
 MONGO_SOURCE_TAG = "afluente/mongo_source"
 MAX_SKIP_CHARS = 300
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 def next_attempt(cursor: dict, token: str) -> int:
@@ -88,7 +82,7 @@ def build_mongo_watermark_sensor(
         source_key = source_key_for(collection)
         cursor = json.loads(context.cursor) if context.cursor else {}
         in_flight = context.instance.get_runs(
-            filters=RunsFilter(tags={MONGO_SOURCE_TAG: source_key}, statuses=IN_FLIGHT), limit=1
+            filters=RunsFilter(tags={MONGO_SOURCE_TAG: source_key}, statuses=IN_FLIGHT_STATUSES), limit=1
         )
         if in_flight:
             return SkipReason(f"batch run {in_flight[0].run_id} of {source_key} is still in flight")

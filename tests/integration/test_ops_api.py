@@ -32,7 +32,7 @@ from orchestration.freshness import (
     utc_now,
 )
 from resources.warehouse import WarehouseResource
-from sensors.run_failure import INCIDENT_COLUMNS, ensure_incidents_table
+from sensors.incidents_store import INCIDENT_COLUMNS, ensure_incidents_table
 
 GERAL = AssetKey(["mart", "mv_resumo_geral"])
 SUMMARY = AssetKey(["mart", "commerce_summary"])

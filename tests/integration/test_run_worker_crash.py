@@ -32,7 +32,7 @@ from dagster import (
 
 from orchestration.self_healing import build_self_healing_defs
 from resources.warehouse import WarehouseResource, dispose_engines
-from sensors.run_failure import WORKER_CRASH
+from sensors.reexecution import WORKER_CRASH
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = AssetKey(["raw", "crash_first"])

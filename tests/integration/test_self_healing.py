@@ -38,14 +38,9 @@ from dagster import (
 from orchestration.self_healing import REEXECUTION_JOB_PREFIX, build_self_healing_defs
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, diagnose, fail_fast_on_permanent_errors
 from resources.warehouse import WarehouseResource, dispose_engines
-from sensors.run_failure import (
-    ATTEMPT_TAG,
-    INCIDENT_COLUMNS,
-    PARENT_TAG,
-    PENDING_TAG,
-    ROOT_TAG,
-    incident_id_for,
-)
+from sensors.incidents_store import INCIDENT_COLUMNS, incident_id_for
+from sensors.reexecution import ATTEMPT_TAG, PARENT_TAG, ROOT_TAG
+from sensors.run_failure import PENDING_TAG
 
 UPSTREAM = AssetKey(["raw", "sh_upstream"])
 FLAKY = AssetKey(["stg", "sh_flaky"])

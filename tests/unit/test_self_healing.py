@@ -5,7 +5,8 @@ from dagster import AssetKey, AssetsDefinition, Backoff, DagsterRun, Jitter
 from orchestration.definitions import defs
 from orchestration.self_healing import REEXECUTION_JOB_PREFIX, reexecution_targets
 from resources.error_diagnosis import Diagnosis
-from sensors.run_failure import (
+from sensors.incidents_store import incident_id_for
+from sensors.reexecution import (
     ATTEMPT_TAG,
     PARENT_TAG,
     ROOT_TAG,
@@ -13,7 +14,6 @@ from sensors.run_failure import (
     FailedStep,
     ReexecutionTargets,
     decide,
-    incident_id_for,
     incidents_for,
 )
 
