@@ -590,7 +590,7 @@ def test_quoted_file_with_ragged_lines_and_embedded_newline(tmp_path: Path) -> N
 def test_forgiving_parser_agrees_with_the_fast_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delimiter: str, decimal: str
 ) -> None:
-    import assets.exports.file_reader as reader
+    import assets.exports.csv_scan as scan
 
     path = write_export_file(
         tmp_path / "g.csv", 500, delimiter=delimiter, decimal=decimal, bad_share=0.1, seed=3
@@ -598,7 +598,7 @@ def test_forgiving_parser_agrees_with_the_fast_path(
     with path.open("a", encoding="utf-8") as handle:
         handle.write("2023;1\n".replace(";", delimiter) + "\n")
     fast = read_export_file(path)
-    monkeypatch.setattr(reader, "_split_csv_fast", lambda *args: None)
+    monkeypatch.setattr(scan, "split_csv_fast", lambda *args: None)
     slow = read_export_file(path)
     assert fast.rows.equals(slow.rows) and fast.rejects.equals(slow.rejects)
     assert fast.rejects.num_rows == 51 and fast.total_rows == 501
@@ -616,22 +616,22 @@ def test_plain_number_shortcut_agrees_with_the_regex_rules(decimal: str, column:
 
     import numpy as np
 
-    import assets.exports.file_reader as reader
+    from assets.exports import numbers, rules
+    from assets.exports.arrow_text import lengths
+    from assets.exports.schema import DECIMAL_SCALES
 
     values = [""] + ["".join(p) for size in range(1, 7) for p in itertools.product("09.,-+", repeat=size)]
     values += ["9999999999999,99", "99999999999999,99", "9.999.999.999.999,99", "99.999.999.999.999"]
     values += ["0000000000000000001", "1,234", "1.234", "1 234", "١٢", "12a", "1,2345", "1.2345"]
     text = pa.array(values, pa.string())
-    length = reader._lengths(text)
-    exact_value, exact_masks = reader._decimal_rules(column, text, length, decimal, None)
-    plain, _ = reader._plain_decimals(
-        text, reader._NonDigits.of(text), decimal, reader.DECIMAL_SCALES[column]
-    )
+    length = lengths(text)
+    exact_value, exact_masks = numbers.decimal_rules(column, text, length, decimal, None)
+    plain, _ = numbers.plain_decimals(text, numbers.NonDigits.of(text), decimal, DECIMAL_SCALES[column])
     valid = ~np.logical_or.reduce(exact_masks)
     assert plain.any() and not (plain & ~valid).any()  # the shortcut only takes rows the rules accept
-    value, rules = reader._validate_decimal(column, text, length, decimal, None)
+    value, found = rules.validate_decimal(column, text, length, decimal, None)
     assert value.cast(exact_value.type).equals(exact_value)
-    assert [rule.mask.tolist() for rule in rules] == [mask.tolist() for mask in exact_masks]
+    assert [rule.mask.tolist() for rule in found] == [mask.tolist() for mask in exact_masks]
 
 
 @pytest.mark.parametrize(
@@ -648,11 +648,11 @@ def test_plain_number_shortcut_agrees_with_the_regex_rules(decimal: str, column:
     ],
 )
 def test_utf8_check_matches_python_decoding(data: bytes) -> None:
-    import assets.exports.file_reader as reader
+    from assets.exports.encoding import is_utf8
 
     try:
         data.decode("utf-8")
         expected = True
     except UnicodeDecodeError:
         expected = False
-    assert reader._is_utf8(data) is expected
+    assert is_utf8(data) is expected
