@@ -19,6 +19,10 @@ A policy has no severity and its state is not readable outside Dagster, so two t
   (``asset_key, domain, last_updated_at, threshold_minutes, status, checked_at``), because the read API
   reads only the warehouse. The API recomputes the status from ``last_updated_at`` at request time, so a
   stopped sensor can make an aggregate look older than it is, never fresher.
+
+Without a search engine (``SEARCH_ENABLED=false``, as in ``make demo``) the ``search/*`` indices are never
+built, so they are not watched: no policy, no check, no ``ops.freshness`` row (the sensor prunes old ones),
+and ``/health`` judges only what this deployment can build.
 """
 
 import datetime as dt
@@ -51,10 +55,11 @@ from dagster import (
     sensor,
 )
 
-from resources.settings import setting_int
+from resources.settings import setting_bool, setting_int
 from resources.warehouse import WarehouseResource
 
 AGGREGATE_PREFIXES: tuple[str, ...] = ("mart", "search")
+SEARCH_PREFIX = "search"
 FRESHNESS_CHECK_NAME = "freshness"
 FRESHNESS_SENSOR_NAME = "aggregate_freshness_sensor"
 OPS_SCHEMA = "ops"
@@ -106,8 +111,15 @@ class Aggregate:
         return AssetCheckKey(self.key, FRESHNESS_CHECK_NAME)
 
 
+def watched_prefixes() -> tuple[str, ...]:
+    """Aggregate prefixes this deployment builds: ``search`` only where a search engine is configured."""
+    if setting_bool("SEARCH_ENABLED"):
+        return AGGREGATE_PREFIXES
+    return tuple(prefix for prefix in AGGREGATE_PREFIXES if prefix != SEARCH_PREFIX)
+
+
 def is_aggregate(key: AssetKey) -> bool:
-    return len(key.path) > 1 and key.path[0] in AGGREGATE_PREFIXES
+    return len(key.path) > 1 and key.path[0] in watched_prefixes()
 
 
 def _specs_of(defs: Definitions) -> Iterable[AssetSpec]:
@@ -119,7 +131,9 @@ def _specs_of(defs: Definitions) -> Iterable[AssetSpec]:
 
 
 def aggregates_of(defs: Definitions) -> list[Aggregate]:
-    """Every ``mart/*`` and ``search/*`` asset of ``defs`` with its threshold, in key order."""
+    """Every ``mart/*`` and ``search/*`` asset of ``defs`` with its threshold, in key order.
+
+    ``search/*`` only while ``SEARCH_ENABLED`` (see the module docstring)."""
     found: dict[AssetKey, Aggregate] = {}
     for spec in _specs_of(defs):
         if is_aggregate(spec.key):

@@ -60,6 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MONGO_URI", "mongodb://127.0.0.1:27017/", "MongoDB (or FerretDB) connection URI"),
     Setting("SEARCH_URL", "http://127.0.0.1:9200", "Base URL of OpenSearch / Elasticsearch"),
     Setting("SEARCH_ENGINE", "opensearch", "Search client flavour: opensearch or elasticsearch"),
+    Setting(
+        "SEARCH_ENABLED",
+        "true",
+        "false: no search engine here (make demo): search/* indices are not built by automation nor "
+        "watched for freshness, their schedule is stopped, /insights answers 503",
+    ),
     Setting("API_HOST", "127.0.0.1", "Bind address of the read API (python -m api)"),
     Setting("API_PORT", "8000", "Port of the read API"),
     Setting(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from api.schema import Day, Text
 from assets.usage.index_specs import ALERTS, DAILY, PROMPTS, TOP_USERS, InsightIndex
 from resources.search import SearchResource
-from resources.settings import setting
+from resources.settings import setting, setting_bool
 
 router = APIRouter(prefix="/insights", tags=["insights"])
 
@@ -43,6 +43,8 @@ def _search_from_settings() -> SearchResource:
 
 def get_search() -> SearchResource:
     """The process-wide search client (one connection pool), from the environment."""
+    if not setting_bool("SEARCH_ENABLED"):
+        raise HTTPException(503, "search engine unavailable: not configured here (SEARCH_ENABLED=false)")
     return _search_from_settings()
 
 

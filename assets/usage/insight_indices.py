@@ -3,6 +3,8 @@
 Each asset streams its source table out of the warehouse (Arrow record batches on DuckDB, a
 server-side cursor on PostgreSQL) into a versioned build (``resources.search_indices``), so a
 million prompts never sit in memory at once and readers keep the previous version until the switch.
+Where no search engine is configured (``SEARCH_ENABLED=false``) automation leaves them alone: a build
+could only fail.
 """
 
 import datetime as dt
@@ -30,7 +32,7 @@ from resources.bulk_write import driver_connection, quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
-from resources.settings import setting_int
+from resources.settings import setting_bool, setting_int
 from resources.warehouse import WarehouseResource
 
 SEARCH_PREFIX = "search"
@@ -123,6 +125,8 @@ def build_insight_index_asset(index: InsightIndex) -> AssetsDefinition:
     key = index_asset_key(index)
     source_key = AssetKey(list(index.source_table))
     check_name = "index_matches_source"
+    enabled = setting_bool("SEARCH_ENABLED")
+    absent = "" if enabled else " Not built here: no search engine is configured (SEARCH_ENABLED=false)."
 
     @asset(
         key=key,
@@ -133,10 +137,10 @@ def build_insight_index_asset(index: InsightIndex) -> AssetsDefinition:
         tags={"layer": "search"},
         description=(
             f"Search index alias <USAGE_INDEX_PREFIX>{index.name} over "
-            f"{'.'.join(index.source_table)}: rebuilt as a new version, alias switched atomically."
+            f"{'.'.join(index.source_table)}: rebuilt as a new version, alias switched atomically.{absent}"
         ),
         metadata={"index_name": index.name, "source_table": ".".join(index.source_table)},
-        automation_condition=after_upstream_updates(),
+        automation_condition=after_upstream_updates() if enabled else None,
         check_specs=[
             AssetCheckSpec(
                 check_name,
