@@ -39,7 +39,7 @@ from assets.usage.raw_usage_files import (
     raw_usage_event_files,
     usage_files_partitions,
 )
-from resources.settings import setting, setting_float, setting_int
+from resources.settings import setting, setting_bool, setting_float, setting_int
 from sensors.file_drop import build_file_drop_sensor
 from sensors.mongo_watermark import build_mongo_watermark_sensor
 
@@ -93,15 +93,25 @@ def rebuildable_indices(instance: DagsterInstance) -> tuple[list[AssetKey], list
     return ready, missing
 
 
+SEARCH_ENABLED = setting_bool("SEARCH_ENABLED")
+
+
 @schedule(
     name="rebuild_usage_insight_indices_hourly",
     job=rebuild_usage_indices_job,
     cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
     execution_timezone=setting("AFLUENTE_TIMEZONE"),
-    default_status=DefaultScheduleStatus.RUNNING,
+    # Without a search engine every run would fail: stopped, and the description says why.
+    default_status=DefaultScheduleStatus.RUNNING if SEARCH_ENABLED else DefaultScheduleStatus.STOPPED,
     description=(
         "Hourly rebuild of the insight indices whose source marts exist (automation also rebuilds "
         "them when usage lands); skips with a reason while no usage mart has been built."
+        + (
+            ""
+            if SEARCH_ENABLED
+            else " Stopped: no search engine is configured here (SEARCH_ENABLED=false), so a rebuild "
+            "could only fail; set SEARCH_ENABLED=true with SEARCH_URL pointing at OpenSearch/Elasticsearch."
+        )
     ),
 )
 def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
