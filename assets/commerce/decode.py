@@ -31,6 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resources.payloads import payload_text
+
 EVENT_TYPES: tuple[str, ...] = ("page_view", "add_to_cart", "remove_from_cart", "purchase", "search")
 PRODUCT_EVENT_TYPES: tuple[str, ...] = ("page_view", "add_to_cart", "remove_from_cart", "purchase")
 QUANTITY_EVENT_TYPES: tuple[str, ...] = ("add_to_cart", "remove_from_cart", "purchase")
@@ -38,8 +40,6 @@ QUANTITY_EVENT_TYPES: tuple[str, ...] = ("add_to_cart", "remove_from_cart", "pur
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 512
 DEFAULT_MAX_EVENT_BYTES = 65_536
-# Dead letters keep the payload up to this size (``payload_bytes`` always holds the full size).
-MAX_DEAD_LETTER_CHARS = 1_048_576
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -108,18 +108,6 @@ class DecodedBatch:
     @property
     def total(self) -> int:
         return len(self.rows) + len(self.dead_rows)
-
-
-def payload_text(value: bytes | str | None, limit: int = MAX_DEAD_LETTER_CHARS) -> str | None:
-    """A payload as storable text: UTF-8 when it is, backslash escapes otherwise, never a NUL byte."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value
-    else:
-        text = bytes(value[: limit * 4]).decode("utf-8", errors="backslashreplace")
-    text = text[:limit]
-    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def _reason_of(exc: msgspec.DecodeError) -> str:
