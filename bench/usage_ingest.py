@@ -31,10 +31,12 @@ import sqlalchemy as sa
 from bson import ObjectId
 from pymongo import MongoClient
 
+from assets.sources.mongo_collection._ingest import ingest_batch
+from assets.sources.mongo_collection._keyset import BatchRange, Position, floor_ms
 from assets.usage.documents import USAGE_ROW_SCHEMA, validate_document
 from assets.usage.index_specs import PROMPTS
 from assets.usage.insight_indices import stream_rows
-from assets.usage.mongo_ingest import BatchRange, Position, floor_ms, ingest_batch
+from assets.usage.tables import usage_mongo_source
 from dbt_like_sql import load_project, materialize_model
 from generators.usage import generate_usage_documents, insert_usage_documents
 from resources.search import SearchResource
@@ -97,7 +99,14 @@ def _ingest(warehouse: WarehouseResource, collection: Any, docs: int) -> dict[st
         max_docs=docs,
     )
     outcome = ingest_batch(
-        warehouse, collection, batch, now=now, lag_seconds=0, max_docs=docs, peek_timeout_ms=10_000
+        warehouse,
+        collection,
+        batch,
+        spec=usage_mongo_source().ingest_spec(),
+        now=now,
+        lag_seconds=0,
+        max_docs=docs,
+        peek_timeout_ms=10_000,
     )
     return {
         "seconds": outcome.elapsed_s,

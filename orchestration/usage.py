@@ -22,14 +22,6 @@ from dagster import (
 from assets.usage.alert_thresholds import usage_alert_thresholds
 from assets.usage.index_specs import INSIGHT_INDICES
 from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
-from assets.usage.raw_usage_events import (
-    MONGO_INGEST_OP,
-    RAW_USAGE_EVENTS,
-    RAW_USAGE_EVENTS_REJECTS,
-    mongo_usage_events,
-    raw_usage_events,
-    usage_collection_name,
-)
 from assets.usage.raw_usage_files import (
     RAW_USAGE_EVENT_FILES,
     RAW_USAGE_EVENT_FILES_REJECTS,
@@ -39,24 +31,11 @@ from assets.usage.raw_usage_files import (
     raw_usage_event_files,
     usage_files_partitions,
 )
-from resources.settings import setting, setting_bool, setting_float, setting_int
+from resources.settings import setting
 from sensors.file_drop import build_file_drop_sensor
-from sensors.mongo_watermark import build_mongo_watermark_sensor
 
-usage_mongo_sensor = build_mongo_watermark_sensor(
-    name="usage_mongo_watermark_sensor",
-    target=AssetSelection.assets(RAW_USAGE_EVENTS, RAW_USAGE_EVENTS_REJECTS),
-    op_name=MONGO_INGEST_OP,
-    collection_name=usage_collection_name,
-    max_docs=lambda: setting_int("USAGE_MONGO_MAX_BATCH_DOCS"),
-    lag_seconds=lambda: setting_float("USAGE_MONGO_SAFETY_LAG_SECONDS"),
-    peek_timeout_ms=lambda: setting_int("USAGE_MONGO_PEEK_TIMEOUT_MS"),
-    minimum_interval_seconds=setting_int("USAGE_MONGO_SENSOR_INTERVAL_SECONDS"),
-    description=(
-        "New and updated usage documents in MongoDB (watermark in raw.mongo_watermarks) become one "
-        "bounded raw/usage_events run at a time."
-    ),
-)
+# The MongoDB source (raw/usage_events + rejects, its watermark sensor) is declared in
+# assets/defs/usage/mongo_events/defs.yaml.
 
 usage_file_drop_sensor = build_file_drop_sensor(
     name="usage_file_drop_sensor",
@@ -93,25 +72,15 @@ def rebuildable_indices(instance: DagsterInstance) -> tuple[list[AssetKey], list
     return ready, missing
 
 
-SEARCH_ENABLED = setting_bool("SEARCH_ENABLED")
-
-
 @schedule(
     name="rebuild_usage_insight_indices_hourly",
     job=rebuild_usage_indices_job,
     cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
     execution_timezone=setting("AFLUENTE_TIMEZONE"),
-    # Without a search engine every run would fail: stopped, and the description says why.
-    default_status=DefaultScheduleStatus.RUNNING if SEARCH_ENABLED else DefaultScheduleStatus.STOPPED,
+    default_status=DefaultScheduleStatus.RUNNING,
     description=(
         "Hourly rebuild of the insight indices whose source marts exist (automation also rebuilds "
         "them when usage lands); skips with a reason while no usage mart has been built."
-        + (
-            ""
-            if SEARCH_ENABLED
-            else " Stopped: no search engine is configured here (SEARCH_ENABLED=false), so a rebuild "
-            "could only fail; set SEARCH_ENABLED=true with SEARCH_URL pointing at OpenSearch/Elasticsearch."
-        )
     ),
 )
 def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
@@ -127,14 +96,12 @@ def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunReque
 
 defs = Definitions(
     assets=[
-        mongo_usage_events,
         landing_usage,
-        raw_usage_events,
         raw_usage_event_files,
         usage_alert_thresholds,
         *insight_index_assets,
     ],
     jobs=[rebuild_usage_indices_job],
     schedules=[rebuild_usage_indices_hourly],
-    sensors=[usage_mongo_sensor, usage_file_drop_sensor],
+    sensors=[usage_file_drop_sensor],
 )

@@ -12,23 +12,32 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from dagster import (
+    AssetsDefinition,
     DagsterInstance,
     SensorResult,
     SkipReason,
     build_sensor_context,
     materialize,
 )
+from dagster.components import build_defs_for_component
 
+from assets.sources.mongo_collection._ingest import ingest_batch
+from assets.sources.mongo_collection._keyset import BatchRange, Position, floor_ms
+from assets.sources.mongo_collection._watermark import read_watermark
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.mongo_ingest import BatchRange, Position, floor_ms, ingest_batch, read_watermark
-from assets.usage.raw_usage_events import raw_usage_events
+from assets.usage.tables import usage_mongo_source
 from generators.usage import generate_usage_documents, insert_usage_documents
 from orchestration.definitions import sql_model_assets
-from orchestration.usage import usage_mongo_sensor
 from resources.mongo import MongoResource
 from resources.warehouse import WarehouseResource
 from services import ConnectionInfo
 
+# Declared in assets/defs/usage/mongo_events/defs.yaml.
+USAGE_MONGO = build_defs_for_component(usage_mongo_source())
+raw_usage_events = next(a for a in USAGE_MONGO.assets or [] if isinstance(a, AssetsDefinition))
+(usage_mongo_sensor,) = USAGE_MONGO.sensors or []
+SOURCE = usage_mongo_source()
+WATERMARKS = SOURCE.tables.watermarks
 USAGE_MODELS = [a for a in sql_model_assets if any(k.path[1].startswith("usage") for k in a.keys)]
 
 
@@ -58,14 +67,16 @@ def _tick(instance: DagsterInstance, resources: dict, cursor: str | None) -> Sen
         resources={"mongo": resources["mongo"], "warehouse": resources["warehouse"]},
         cursor=cursor,
     ) as context:
-        return usage_mongo_sensor(context)
+        result = usage_mongo_sensor(context)
+    assert isinstance(result, SensorResult | SkipReason), result
+    return result
 
 
 def _drain(
     instance: DagsterInstance, resources: dict, cursor: str | None = None
 ) -> tuple[list[dict], str | None]:
     """Tick and run every requested batch until the sensor has nothing left; return run metadata."""
-    outcomes = []
+    outcomes: list[dict] = []
     for _ in range(20):
         result = _tick(instance, resources, cursor)
         if isinstance(result, SkipReason) or not result.run_requests:
@@ -147,7 +158,7 @@ def test_new_updated_and_malformed_documents(
     # Nothing new, even with a lost sensor cursor: the watermark is durable in the warehouse.
     assert isinstance(_tick(instance, resources, cursor), SkipReason | SensorResult)
     assert _drain(instance, resources, None)[0] == []
-    watermark = read_watermark(warehouse, f"mongodb:{mongo.database}.usage_events")
+    watermark = read_watermark(warehouse, WATERMARKS, f"mongodb:{mongo.database}.usage_events")
     assert watermark.position is not None and watermark.sweep_id is not None
     (loaded, updated, rejected) = _rows(
         warehouse, "SELECT docs_loaded, docs_updated, docs_rejected FROM raw.mongo_watermarks"
@@ -210,7 +221,7 @@ def test_open_ended_batches_read_in_keyset_order_and_resume(
     source_key = f"mongodb:{mongo.database}.usage_events"
     outcomes = []
     for _ in range(20):
-        watermark = read_watermark(warehouse, source_key)
+        watermark = read_watermark(warehouse, WATERMARKS, source_key)
         batch = BatchRange(
             lower=watermark.position,
             upper=Position(horizon),
@@ -220,7 +231,14 @@ def test_open_ended_batches_read_in_keyset_order_and_resume(
             exact=False,
         )
         outcome = ingest_batch(
-            warehouse, collection, batch, now=now, lag_seconds=0, max_docs=250, peek_timeout_ms=5_000
+            warehouse,
+            collection,
+            batch,
+            spec=SOURCE.ingest_spec(),
+            now=now,
+            lag_seconds=0,
+            max_docs=250,
+            peek_timeout_ms=5_000,
         )
         outcomes.append(outcome)
         if outcome.docs_read == 0:
@@ -236,7 +254,7 @@ def test_open_ended_batches_read_in_keyset_order_and_resume(
     ]
     rejects = _rows(warehouse, "SELECT event_id FROM raw.usage_events_rejects")
     assert sorted(e for (e,) in rejects) == sorted(str(d["_id"]) for d in docs if not _valid(d))
-    assert read_watermark(warehouse, source_key).position == Position(horizon)
+    assert read_watermark(warehouse, WATERMARKS, source_key).position == Position(horizon)
 
 
 def test_sensor_skips_with_a_reason_while_mongodb_is_unreachable(

@@ -25,10 +25,11 @@ from dagster import (
     evaluate_automation_conditions,
     materialize,
 )
+from dagster.components import build_defs_for_component
 
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.raw_usage_events import raw_usage_events
 from assets.usage.raw_usage_files import raw_usage_event_files
+from assets.usage.tables import usage_mongo_source
 from generators.usage import generate_usage_documents, write_usage_file
 from orchestration.definitions import sql_model_assets
 from orchestration.usage import usage_file_drop_sensor
@@ -37,6 +38,9 @@ from resources.mongo import MongoResource
 from resources.search import SearchResource
 from resources.warehouse import WarehouseResource
 
+# Declared in assets/defs/usage/mongo_events/defs.yaml.
+USAGE_MONGO = build_defs_for_component(usage_mongo_source())
+raw_usage_events = next(a for a in USAGE_MONGO.assets or [] if isinstance(a, AssetsDefinition))
 USAGE_MODELS = [
     a for a in sql_model_assets if any(k.path[1].startswith("usage") for k in a.keys if k.path[0] != "raw")
 ]

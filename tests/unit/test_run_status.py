@@ -5,8 +5,9 @@ from pathlib import Path
 
 from dagster import DagsterRunStatus
 
+from assets.sources.mongo_collection import _sensor as mongo_watermark
 from resources.run_status import IN_FLIGHT_STATUSES
-from sensors import kafka_offsets, mongo_watermark, reexecution
+from sensors import kafka_offsets, reexecution
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}

@@ -4,8 +4,8 @@ import datetime as dt
 
 from bson import ObjectId
 
-from assets.usage.mongo_ingest import BatchRange, Position, decode_id, encode_id, floor_ms
-from sensors.mongo_watermark import MONGO_SOURCE_TAG, next_attempt, run_request_for
+from assets.sources.mongo_collection._keyset import BatchRange, Position, decode_id, encode_id, floor_ms
+from assets.sources.mongo_collection._sensor import MONGO_SOURCE_TAG, next_attempt, run_request_for
 
 T0 = dt.datetime(2025, 1, 1, 10, 0, 0, 123000)
 T1 = dt.datetime(2025, 1, 1, 11, 0, 0, 456000)
