@@ -50,6 +50,7 @@ from dagster import (
     build_sensor_context,
 )
 
+from assets.sources.kafka_topic._sensor import RANGES_TAG, TOPIC_TAG
 from dbt_like_sql import build_sql_model_assets, load_project
 from orchestration import commerce
 from orchestration.automation import for_sql_model
@@ -60,7 +61,6 @@ from resources.landing_zone import LandingZoneResource
 from resources.run_status import IN_FLIGHT_STATUSES
 from resources.settings import apply_defaults
 from resources.warehouse import WarehouseResource, dispose_engines
-from sensors.kafka_offsets import RANGES_TAG, TOPIC_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +72,7 @@ _commerce_models = [a for a in _models if any(k.path[1].startswith("commerce_") 
 
 defs = Definitions.merge(
     commerce.defs,
+    commerce.commerce_kafka_defs,
     Definitions(
         assets=_commerce_models,
         sensors=[automation_sensor],

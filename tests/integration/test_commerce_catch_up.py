@@ -18,13 +18,13 @@ from dagster import (
     build_sensor_context,
 )
 
-from assets.commerce.ledger import parse_ranges
+from assets.sources.kafka_topic._ledger import parse_ranges
+from assets.sources.kafka_topic._sensor import RANGES_TAG
 from dbt_like_sql import load_project
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
 from resources.warehouse import WarehouseResource
-from sensors.kafka_offsets import RANGES_TAG
 from tests.integration.test_commerce_helpers import (
     START,
     assert_marts,

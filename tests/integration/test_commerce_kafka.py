@@ -29,15 +29,16 @@ from dagster import (
 from kafka.admin import NewPartitions
 
 from assets.commerce.decode import decode_events
-from assets.commerce.kafka_ingest import IngestResult, _RangeConsumer, ingest_kafka_ranges
-from assets.commerce.ledger import OffsetRange, parse_ranges
-from assets.commerce.raw_events import consumer_settings, reconcile_ranges
-from assets.commerce.tables import ensure_commerce_tables
+from assets.commerce.tables import commerce_events_source, ensure_commerce_tables
+from assets.sources.kafka_topic._asset import consumer_settings, reconcile_ranges
+from assets.sources.kafka_topic._consumer import RangeConsumer
+from assets.sources.kafka_topic._ingest import IngestResult, ingest_kafka_ranges
+from assets.sources.kafka_topic._ledger import OffsetRange, parse_ranges
+from assets.sources.kafka_topic._sensor import RANGE_KEY_TAG, RANGES_TAG
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration.commerce import commerce_kafka_sensor
 from resources.kafka import KafkaResource
 from resources.warehouse import WarehouseResource
-from sensors.kafka_offsets import RANGE_KEY_TAG, RANGES_TAG
 from tests.integration.test_commerce_helpers import (
     START,
     assert_marts,
@@ -49,6 +50,7 @@ from tests.integration.test_commerce_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+COMMERCE = commerce_events_source().tables
 REASON_OF_KIND = {
     "bad_json": "invalid_json",
     "missing_field": "missing_field",
@@ -110,6 +112,8 @@ def _ingest(
         topic=topic,
         ranges=ranges,
         run_id=run_id,
+        tables=COMMERCE,
+        decoder=decode_events,
         **options,
     )
 
@@ -257,9 +261,11 @@ def test_replays_change_nothing_and_every_malformed_message_is_dead_lettered(
 _KILLED_INGEST = textwrap.dedent(
     """
     import json, os, sys, time
-    from assets.commerce.kafka_ingest import ingest_kafka_ranges
-    from assets.commerce.ledger import OffsetRange
-    from assets.commerce.raw_events import consumer_settings, reconcile_ranges
+    from assets.commerce.decode import decode_events
+    from assets.commerce.tables import commerce_events_source
+    from assets.sources.kafka_topic._asset import consumer_settings
+    from assets.sources.kafka_topic._ingest import ingest_kafka_ranges
+    from assets.sources.kafka_topic._ledger import OffsetRange
     from resources.kafka import KafkaResource
     from resources.warehouse import WarehouseResource
 
@@ -276,6 +282,8 @@ _KILLED_INGEST = textwrap.dedent(
         topic=os.environ["T_TOPIC"],
         ranges=ranges,
         run_id="doomed",
+        tables=commerce_events_source().tables,
+        decoder=decode_events,
         chunk_messages=500,
         before_commit=hold,
     )
@@ -375,7 +383,7 @@ def test_reconciliation_does_not_wait_for_a_vacuum_holding_the_table(
     with pg.begin() as vacuum:
         vacuum.exec_driver_sql("LOCK TABLE raw.commerce_events IN SHARE UPDATE EXCLUSIVE MODE")
         counter = threading.Thread(
-            target=lambda: counted.update(counts=reconcile_ranges(pg, kafka_topic, result.ranges))
+            target=lambda: counted.update(counts=reconcile_ranges(pg, COMMERCE, kafka_topic, result.ranges))
         )
         counter.start()
         counter.join(30)
@@ -387,7 +395,7 @@ def test_reconciliation_does_not_wait_for_a_vacuum_holding_the_table(
     }
     assert result.events_loaded + result.dead_letters == 300 and result.dead_letters > 0
     # With the table free again, the summary runs and the count is unchanged.
-    assert reconcile_ranges(pg, kafka_topic, result.ranges) == counted["counts"]
+    assert reconcile_ranges(pg, COMMERCE, kafka_topic, result.ranges) == counted["counts"]
     unsummarized = rows(
         pg,
         "SELECT brin_summarize_new_values('raw.commerce_events__brin__kafka_coordinates'::regclass) AS n",
@@ -499,7 +507,7 @@ def test_range_reader_yields_exactly_the_requested_offsets() -> None:
         *(OffsetRange(0, 10, 25), OffsetRange(0, 40, 41), OffsetRange(0, 90, 100)),
         *(OffsetRange(1, 3, 54), OffsetRange(2, 5, 20)),
     ]
-    reader = _RangeConsumer(_FakeConsumer(logs, ends), "t", wanted, idle_timeout_s=5, log=None)
+    reader = RangeConsumer(_FakeConsumer(logs, ends), "t", wanted, idle_timeout_s=5, log=None)
     got: list[tuple[int, int, int, bytes]] = []
     for parts, offs, stamps, values in reader.chunks(chunk_messages=16):
         assert len(parts) == len(offs) == len(stamps) == len(values) <= 16

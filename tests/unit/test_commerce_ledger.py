@@ -2,7 +2,7 @@
 
 import pytest
 
-from assets.commerce.ledger import (
+from assets.sources.kafka_topic._ledger import (
     OffsetRange,
     chunk_range,
     covered_count,
@@ -11,7 +11,7 @@ from assets.commerce.ledger import (
     parse_ranges,
     subtract_ranges,
 )
-from sensors.kafka_offsets import plan_kafka_runs
+from assets.sources.kafka_topic._sensor import plan_kafka_runs
 
 
 def test_merge_subtract_and_chunk() -> None:

@@ -97,7 +97,11 @@ def test_streaming_refresh_leaves_model_tests_to_the_data_tests_job() -> None:
     """The catch-up refresh builds every commerce model without their checks; the scheduled job runs them."""
     from dagster import AssetKey
 
-    from orchestration.commerce import commerce_data_tests_job, commerce_kafka_ingest_and_refresh_job
+    from orchestration.commerce import commerce_data_tests_job, commerce_kafka_defs
+
+    (refresh_job,) = [
+        j for j in commerce_kafka_defs.jobs or [] if j.name == "commerce_kafka_ingest_and_refresh"
+    ]
 
     graph = defs.resolve_asset_graph()
     raw = AssetKey(["raw", "commerce_events"])
@@ -107,7 +111,7 @@ def test_streaming_refresh_leaves_model_tests_to_the_data_tests_job() -> None:
     model_checks = {k for k in graph.asset_check_keys if k.asset_key in models}
     assert len(models) >= 10 and len(model_checks) > 50
 
-    refresh = commerce_kafka_ingest_and_refresh_job.selection
+    refresh = refresh_job.selection
     assert models | {raw} <= refresh.resolve(graph)
     assert {k.asset_key for k in refresh.resolve_checks(graph)} == {raw}  # its reconciliation only
 

@@ -32,7 +32,7 @@ from kafka import KafkaConsumer
 from opensearchpy import OpenSearch
 from pymongo import MongoClient
 
-from assets.commerce.kafka_ingest import RangeUnavailableError
+from assets.sources.kafka_topic._consumer import RangeUnavailableError
 from resources.error_diagnosis import (
     NETWORK_RETRY_POLICY,
     diagnose,
