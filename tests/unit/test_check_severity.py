@@ -45,5 +45,5 @@ def test_severity_reaches_the_check_spec_and_the_check_result() -> None:
 
 
 def test_unknown_severity_is_rejected() -> None:
-    with pytest.raises(SqlProjectError, match="severity must be 'warn' or 'error'"):
+    with pytest.raises(SqlProjectError, match="severity: Input should be 'warn' or 'error'"):
         parse_model(MODEL.replace("severity: warn", "severity: fatal"), Path("m.sql"), default_group="lab")

@@ -203,10 +203,21 @@ def test_name_defaults_to_file_stem_and_group_to_domain_dir(tmp_path: Path) -> N
         (
             "schema: s\ncolumns: {a: {tests: [{not_null: {severity: fatal}}]}}",
             None,
-            "severity must be 'warn' or 'error'",
+            "column a tests[0] not_null severity: Input should be 'warn' or 'error'",
         ),
         ("schema: s\ncolumns: {a: {tests: [not_null, not_null]}}", None, "two tests are named 'not_null__a'"),
         ("schema: s\ncolumns: {a: {descripton: typo}}", None, "column a: unknown key(s) ['descripton']"),
+        (
+            "schema: s\ncolumns: {a: {tests: [{not_null: {severty: warn}}]}}",
+            None,
+            "column a tests[0] not_null: unknown key(s) ['severty']; allowed: ['blocking', 'columns',",
+        ),
+        (
+            "schema: s\ncolumns: {a: {description: 3}}",
+            None,
+            "column a description: Input should be a valid string",
+        ),
+        ("schema: s\nowners: [team, 1]", None, "owners must be a list of strings"),
         ("schema: s\ncolumns: {zz: {description: missing}}", None, "declared column(s) ['zz'] not produced"),
         ("schema: s\nmaterialized: table\nindexes: [[zz]]", None, "index column(s) ['zz'] not produced"),
         (
