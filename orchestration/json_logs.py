@@ -1,5 +1,8 @@
 """Structured JSON logs: one JSON object per line, carrying the run id and the asset key.
 
+The JSON side (extras, exceptions, stacks, encoding odd values) is python-json-logger's
+(``pythonjsonlogger``); this module adds the Dagster context and the field order.
+
 Every line has ``ts`` (ISO 8601, UTC), ``level``, ``logger`` and ``message``; lines written during a
 run add ``run_id``, ``job``, ``step_key`` and, when known, ``asset_key`` (the asset of the event, else
 of the step: the first one of a step materializing several, all of them in ``asset_keys``),
@@ -26,7 +29,6 @@ Three ways in:
 """
 
 import datetime as dt
-import json
 import logging
 import sys
 import warnings
@@ -44,6 +46,8 @@ from dagster import (
     OpExecutionContext,
     logger,
 )
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as JsonLinesFormatter
 
 # The JSON run handler is configured in dagster.yaml (python_logs.dagster_handler_config), which
 # Dagster flags as beta on every run; the code location imports this module, so runs stay quiet.
@@ -63,10 +67,16 @@ PLATFORM_LOGGERS: tuple[str, ...] = (
     "services",
 )
 
-# Attributes every LogRecord has, plus the ones Dagster attaches (read, never dumped as extras).
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-_DAGSTER_ATTRS = frozenset({"dagster_meta", "dagster_event", "dagster_event_batch_metadata"})
-_IGNORED_ATTRS = frozenset({"color_message"})  # uvicorn's ANSI-colored copy of the message
+# Record attributes never dumped as extras: the standard ones, the ones Dagster attaches (read
+# below) and uvicorn's ANSI-colored copy of the message.
+_NOT_EXTRAS = (
+    *RESERVED_ATTRS,
+    "taskName",
+    "dagster_meta",
+    "dagster_event",
+    "dagster_event_batch_metadata",
+    "color_message",
+)
 _CORE_FIELDS = ("ts", "level", "logger", "message", "run_id", "job", "step_key", "asset_key")
 
 _bound: ContextVar[Mapping[str, Any] | None] = ContextVar("afluente_log_context", default=None)
@@ -128,13 +138,13 @@ def _event_error(event: Any) -> str | None:
     return to_string() if callable(to_string) else None
 
 
-def record_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The JSON object of one log record (see the module docstring for the fields)."""
+def context_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields of one record that are not extras: core fields, Dagster context, bound fields."""
     out: dict[str, Any] = {
         "ts": _iso(record.created),
         "level": record.levelname,
         "logger": record.name,
-        "message": record.getMessage(),
+        "message": record.getMessage() if not isinstance(record.msg, dict) else "",
     }
     step = _current_step()
     meta = getattr(record, "dagster_meta", None)
@@ -181,27 +191,29 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     for key, value in (_bound.get() or {}).items():
         if out.get(key) is None:
             out[key] = value
-    for key, value in record.__dict__.items():
-        if key in _STANDARD_ATTRS or key in _DAGSTER_ATTRS or key in _IGNORED_ATTRS or key.startswith("_"):
-            continue
-        out[key if key not in out else f"extra_{key}"] = value
-    if record.exc_info:
-        out["exc_info"] = logging.Formatter().formatException(record.exc_info)
-    elif record.exc_text:
-        out["exc_info"] = record.exc_text
-    if record.stack_info:
-        out["stack_info"] = record.stack_info
-    # Core fields first and always present (null when unknown), the rest after them, None dropped.
-    ordered = {name: out.get(name) for name in _CORE_FIELDS}
-    ordered.update({k: v for k, v in out.items() if k not in ordered and v is not None})
-    return ordered
+    return out
 
 
-class JsonFormatter(logging.Formatter):
-    """``logging.Formatter`` writing :func:`record_fields` as one JSON object (one line)."""
+class JsonFormatter(JsonLinesFormatter):
+    """python-json-logger's formatter with the Dagster context: core fields first and always
+    present (null when unknown), extras after them (``extra_<name>`` when a name is taken), None
+    dropped."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(record_fields(record), default=str, ensure_ascii=False)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("reserved_attrs", _NOT_EXTRAS)
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        extras: dict[str, Any] = {}
+        super().add_fields(extras, record, message_dict)  # extras, exc_info, stack_info
+        out = context_fields(record)
+        for key, value in extras.items():
+            out[key if key not in out else f"extra_{key}"] = value
+        log_data.update({name: out.get(name) for name in _CORE_FIELDS})
+        log_data.update({k: v for k, v in out.items() if k not in log_data and v is not None})
 
 
 @logger(

@@ -24,7 +24,7 @@ from orchestration.json_logs import (
 CORE = ["ts", "level", "logger", "message", "run_id", "job", "step_key", "asset_key"]
 
 
-def _record(msg: str = "hello %s", args: tuple = ("world",), **extra: object) -> logging.LogRecord:
+def _record(msg: object = "hello %s", args: tuple = ("world",), **extra: object) -> logging.LogRecord:
     record = logging.getLogger("afluente.test").makeRecord(
         "afluente.test", logging.WARNING, __file__, 10, msg, args, None, extra=extra or None
     )
@@ -53,6 +53,24 @@ def test_exception_and_unserializable_extras() -> None:
     obj = json.loads(JsonFormatter().format(record))
     assert "ValueError: boom" in obj["exc_info"]
     assert obj["obj"].startswith("<object object")
+
+
+def test_a_mapping_logged_as_the_message_becomes_fields_and_odd_values_are_encoded() -> None:
+    """python-json-logger's behaviour, kept under the platform's fields: a dict message is fields."""
+    import datetime as dt
+
+    record = _record(
+        msg={"rows": 3, "message_kind": "summary"}, args=(), when=dt.datetime(2024, 1, 2, 3, 4, 5)
+    )
+    obj = json.loads(JsonFormatter().format(record))
+    assert list(obj)[: len(CORE)] == CORE
+    assert obj["message"] == "" and obj["rows"] == 3 and obj["message_kind"] == "summary"
+    assert obj["when"] == "2024-01-02T03:04:05"  # ISO 8601, not str()'s "2024-01-02 03:04:05"
+
+
+def test_an_extra_named_like_a_core_field_is_kept_under_extra_() -> None:
+    obj = json.loads(JsonFormatter().format(_record(level_hint="x", job="not-a-run")))
+    assert obj["job"] is None and obj["extra_job"] == "not-a-run" and obj["level_hint"] == "x"
 
 
 def test_log_context_binds_fields_without_overriding_known_ones() -> None:
