@@ -5,9 +5,10 @@ from pathlib import Path
 
 from dagster import DagsterRunStatus
 
+from assets.sources.kafka_topic import _sensor as kafka_offsets
 from assets.sources.mongo_collection import _sensor as mongo_watermark
 from resources.run_status import IN_FLIGHT_STATUSES
-from sensors import kafka_offsets, reexecution
+from sensors import reexecution
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -28,7 +29,9 @@ def test_the_sensors_share_the_one_list() -> None:
 
 
 def test_no_module_outside_resources_spells_out_its_own_list_of_run_statuses() -> None:
-    spelled = re.compile(r"DagsterRunStatus\.(QUEUED|NOT_STARTED|STARTING)\b")
+    # QUEUED / NOT_STARTED appear only in lists of runs not finished yet (the watchdog's set of
+    # runs with a live worker, STARTING / STARTED, is another question).
+    spelled = re.compile(r"DagsterRunStatus\.(QUEUED|NOT_STARTED)\b")
     offenders = []
     for folder in ("sensors", "orchestration", "assets", "resources", "bench", "api", "dbt_like_sql"):
         for path in (ROOT / folder).rglob("*.py"):
