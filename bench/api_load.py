@@ -29,10 +29,10 @@ from typing import Any
 
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from assets.commerce.raw_events import raw_commerce_event_files
-from assets.exports.raw_exportacao import raw_exportacao
 from bench.exports_load import _drop_warehouse, _fresh_warehouse, _input_file, _load
+from orchestration.commerce import raw_commerce_event_files
 from orchestration.definitions import sql_model_assets
+from orchestration.exports import raw_exportacao
 from resources.landing_zone import LandingZoneResource, file_digest, partition_key_for
 from resources.warehouse import WarehouseResource
 from services.base import services_home

@@ -22,9 +22,9 @@ import pandas as pd
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, materialize
 
-from assets.exports.raw_exportacao import raw_exportacao
 from generators.exports import write_export_file
 from orchestration.definitions import sql_model_assets
+from orchestration.exports import raw_exportacao
 from resources.landing_zone import LandingZoneResource, file_digest, partition_key_for
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import connection_info

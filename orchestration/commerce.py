@@ -13,55 +13,26 @@ from dagster import (
     in_process_executor,
 )
 
-from assets.commerce.kafka_ingest import PIPELINE
 from assets.commerce.raw_events import (
     COMMERCE_DOMAIN,
-    COMMERCE_FILE_PATTERNS,
-    RAW_COMMERCE_DEAD_LETTER,
-    RAW_COMMERCE_EVENT_FILE_REJECTS,
-    RAW_COMMERCE_EVENT_FILES,
     RAW_COMMERCE_EVENTS,
-    commerce_files_partitions,
     kafka_commerce_events,
-    kafka_run_config,
-    landing_commerce,
-    raw_commerce_event_files,
-    raw_commerce_events,
 )
-from resources.settings import setting, setting_bool, setting_int
-from sensors.file_drop import build_file_drop_sensor
-from sensors.kafka_offsets import build_kafka_offsets_sensor
+from orchestration.declared import declared, declared_assets, declared_sensor
+from resources.settings import setting
 
-# One op per run and no step subprocess: the in-process executor saves a Python start-up per
-# batch (the run worker process itself is the only one launched).
-commerce_kafka_ingest_job = define_asset_job(
-    "commerce_kafka_ingest",
-    selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER),
-    executor_def=in_process_executor,
-    description="Consume the Kafka offset ranges given in the run config into raw.commerce_events.",
-    tags={"domain": COMMERCE_DOMAIN},
-)
+# The Kafka topic source is declared in assets/defs/commerce/kafka_events/defs.yaml (its ingest
+# asset, the commerce_kafka_ingest and commerce_kafka_ingest_and_refresh jobs, the offsets sensor);
+# the code location loads it with every declaration. Handles for the bench and tests:
+commerce_kafka_defs = declared("commerce/kafka_events")
+raw_commerce_events = declared_assets("commerce/kafka_events", "raw_commerce_events")
+commerce_kafka_sensor = declared_sensor("commerce/kafka_events", "commerce_kafka_offsets_sensor")
 
-# Everything built from the raw events: the commerce staging tables and marts (SQL models).
+# Everything built from the raw events: the commerce staging tables and marts (SQL models). The
+# streaming refresh runs (commerce_kafka_ingest_and_refresh) build them without their data tests
+# (~100 checks would add three event-log writes each and their queries to every cycle, most of a
+# small batch's run time); this job runs them on a cadence.
 commerce_models_selection = AssetSelection.assets(RAW_COMMERCE_EVENTS).downstream(include_self=False)
-
-# The run that catches up with the topic also rebuilds everything downstream (staging, marts)
-# in the same process: one run launch per streaming cycle instead of an ingest run followed by an
-# automation run. Each SQL model has its own concurrency pool, so overlapping runs build a model
-# one after the other; automation still refreshes after backlog runs and landed files.
-# The models' data tests are left to commerce_data_tests (below): ~100 checks would add three
-# event-log writes each and their queries to every cycle, most of a small batch's run time.
-commerce_kafka_ingest_and_refresh_job = define_asset_job(
-    "commerce_kafka_ingest_and_refresh",
-    selection=AssetSelection.assets(RAW_COMMERCE_EVENTS, RAW_COMMERCE_DEAD_LETTER)
-    | commerce_models_selection.without_checks(),
-    executor_def=in_process_executor,
-    description=(
-        "Consume the Kafka offset ranges given in the run config into raw.commerce_events, then "
-        "rebuild the commerce staging tables and marts (their data tests run in commerce_data_tests)."
-    ),
-    tags={"domain": COMMERCE_DOMAIN},
-)
 
 commerce_data_tests_job = define_asset_job(
     "commerce_data_tests",
@@ -83,37 +54,12 @@ commerce_data_tests_schedule = ScheduleDefinition(
     ),
 )
 
-commerce_kafka_sensor = build_kafka_offsets_sensor(
-    name="commerce_kafka_offsets_sensor",
-    job=commerce_kafka_ingest_job,
-    pipeline=PIPELINE,
-    topic=lambda: setting("COMMERCE_KAFKA_TOPIC"),
-    run_config=kafka_run_config,
-    max_events_per_run=lambda: setting_int("COMMERCE_KAFKA_MAX_EVENTS_PER_RUN"),
-    max_runs_per_tick=lambda: setting_int("COMMERCE_KAFKA_MAX_RUNS_PER_TICK"),
-    in_flight_timeout_s=lambda: float(setting_int("COMMERCE_KAFKA_IN_FLIGHT_TIMEOUT_SECONDS")),
-    minimum_interval_seconds=setting_int("COMMERCE_KAFKA_SENSOR_INTERVAL_SECONDS"),
-    description=(
-        "Requests runs of commerce_kafka_ingest for the offset ranges of the commerce topic that the "
-        "warehouse ledger (raw.kafka_offsets) does not cover yet; the run that catches up with the "
-        "topic is a commerce_kafka_ingest_and_refresh run (COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP)."
-    ),
-    catch_up_job=commerce_kafka_ingest_and_refresh_job,
-    use_catch_up_job=lambda: setting_bool("COMMERCE_KAFKA_REFRESH_WHEN_CAUGHT_UP"),
-)
-
-commerce_file_drop_sensor = build_file_drop_sensor(
-    name="commerce_file_drop_sensor",
-    domain=COMMERCE_DOMAIN,
-    patterns=COMMERCE_FILE_PATTERNS,
-    partitions_def=commerce_files_partitions,
-    target=AssetSelection.assets(RAW_COMMERCE_EVENT_FILES, RAW_COMMERCE_EVENT_FILE_REJECTS),
-    description="Each new JSONL file in <landing>/commerce/ becomes a partition of raw/commerce_event_files.",
-)
+# The landed JSONL feed is declared in assets/defs/commerce/landed_files/defs.yaml.
+raw_commerce_event_files = declared_assets("commerce/landed_files", "raw_commerce_event_files")
+commerce_file_drop_sensor = declared_sensor("commerce/landed_files", "commerce_file_drop_sensor")
 
 defs = Definitions(
-    assets=[kafka_commerce_events, landing_commerce, raw_commerce_events, raw_commerce_event_files],
-    jobs=[commerce_kafka_ingest_job, commerce_kafka_ingest_and_refresh_job, commerce_data_tests_job],
+    assets=[kafka_commerce_events],
+    jobs=[commerce_data_tests_job],
     schedules=[commerce_data_tests_schedule],
-    sensors=[commerce_kafka_sensor, commerce_file_drop_sensor],
 )

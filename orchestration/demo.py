@@ -20,13 +20,10 @@ from dagster import (
     materialize,
 )
 
-from assets.commerce.raw_events import raw_commerce_event_files
-from assets.exports.raw_exportacao import raw_exportacao
-from assets.usage.raw_usage_files import raw_usage_event_files
-from orchestration.commerce import commerce_file_drop_sensor
+from orchestration.commerce import commerce_file_drop_sensor, raw_commerce_event_files
 from orchestration.definitions import defs
-from orchestration.exports import export_file_drop_sensor
-from orchestration.usage import usage_file_drop_sensor
+from orchestration.exports import export_file_drop_sensor, raw_exportacao
+from orchestration.usage import raw_usage_event_files, usage_file_drop_sensor
 from resources.warehouse import WarehouseResource
 
 # Resources only running services provide; assets needing them are skipped by the demo.

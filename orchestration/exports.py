@@ -1,32 +1,20 @@
-"""Export-statistics domain (seed: export-analytics-bgc): files → raw → staging → reports."""
+"""Export-statistics domain (seed: export-analytics-bgc): files → raw → staging → reports.
 
-from dagster import AssetSelection, Definitions
+The landing-file feed (``raw/exportacao``, ``export_file_drop_sensor``) is declared in
+assets/defs/exports/landed_files/defs.yaml; its handles are re-exported here for jobs and tests.
+"""
+
+from dagster import Definitions
 
 from assets.exports.file_quality import export_file_quality
-from assets.exports.raw_exportacao import (
-    EXPORT_FILE_PATTERNS,
-    EXPORTS_DOMAIN,
-    RAW_EXPORTACAO,
-    RAW_EXPORTACAO_REJECTS,
-    export_files_partitions,
-    landing_exports,
-    raw_exportacao,
-)
+from orchestration.declared import declared_assets, declared_sensor
 from orchestration.schedules import refresh_export_reports_daily, refresh_export_reports_job
-from sensors.file_drop import build_file_drop_sensor
 
-export_file_drop_sensor = build_file_drop_sensor(
-    name="export_file_drop_sensor",
-    domain=EXPORTS_DOMAIN,
-    patterns=EXPORT_FILE_PATTERNS,
-    partitions_def=export_files_partitions,
-    target=AssetSelection.assets(RAW_EXPORTACAO, RAW_EXPORTACAO_REJECTS),
-    description="Each new CSV/XLSX file in the exports landing folder becomes a partition of raw/exportacao.",
-)
+raw_exportacao = declared_assets("exports/landed_files", "raw_exportacao")
+export_file_drop_sensor = declared_sensor("exports/landed_files", "export_file_drop_sensor")
 
 defs = Definitions(
-    assets=[landing_exports, raw_exportacao, export_file_quality],
+    assets=[export_file_quality],
     jobs=[refresh_export_reports_job],
     schedules=[refresh_export_reports_daily],
-    sensors=[export_file_drop_sensor],
 )

@@ -22,29 +22,15 @@ from dagster import (
 from assets.usage.alert_thresholds import usage_alert_thresholds
 from assets.usage.index_specs import INSIGHT_INDICES
 from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
-from assets.usage.raw_usage_files import (
-    RAW_USAGE_EVENT_FILES,
-    RAW_USAGE_EVENT_FILES_REJECTS,
-    USAGE_DOMAIN,
-    USAGE_FILE_PATTERNS,
-    landing_usage,
-    raw_usage_event_files,
-    usage_files_partitions,
-)
+from orchestration.declared import declared_assets, declared_sensor
 from resources.settings import setting
-from sensors.file_drop import build_file_drop_sensor
 
 # The MongoDB source (raw/usage_events + rejects, its watermark sensor) is declared in
 # assets/defs/usage/mongo_events/defs.yaml.
 
-usage_file_drop_sensor = build_file_drop_sensor(
-    name="usage_file_drop_sensor",
-    domain=USAGE_DOMAIN,
-    patterns=USAGE_FILE_PATTERNS,
-    partitions_def=usage_files_partitions,
-    target=AssetSelection.assets(RAW_USAGE_EVENT_FILES, RAW_USAGE_EVENT_FILES_REJECTS),
-    description="Each new JSON/JSONL file in the usage landing folder becomes a partition of raw files.",
-)
+# The landed JSON/JSONL feed is declared in assets/defs/usage/landed_files/defs.yaml.
+raw_usage_event_files = declared_assets("usage/landed_files", "raw_usage_event_files")
+usage_file_drop_sensor = declared_sensor("usage/landed_files", "usage_file_drop_sensor")
 
 usage_indices_selection = AssetSelection.assets(*INSIGHT_INDEX_KEYS)
 
@@ -96,12 +82,9 @@ def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunReque
 
 defs = Definitions(
     assets=[
-        landing_usage,
-        raw_usage_event_files,
         usage_alert_thresholds,
         *insight_index_assets,
     ],
     jobs=[rebuild_usage_indices_job],
     schedules=[rebuild_usage_indices_hourly],
-    sensors=[usage_file_drop_sensor],
 )

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.commerce.decode import decode_events, payload_text
-from assets.landing_ingest import ParsedFile
+from assets.sources.landing_feed.contract import ParsedFile
 from resources.landing_zone import (
     LandedContent,
     UnreadableFileError,
@@ -25,8 +25,6 @@ from resources.landing_zone import (
     original_name,
     partition_key_for,
 )
-
-COMMERCE_FILE_PATTERNS: tuple[str, ...] = ("*.jsonl", "*.ndjson", "*.jsonl.gz", "*.ndjson.gz")
 
 
 def _decompressed(name: str, data: bytes) -> bytes:

@@ -4,9 +4,8 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import AssetKey, Output, asset
 
-from assets.exports.raw_exportacao import EXPORTS_DOMAIN, RAW_EXPORTACAO, RAW_EXPORTACAO_REJECTS
-from assets.landing_ingest import LEDGER_SCHEMA, LEDGER_TABLE
-from orchestration.automation import after_upstream_updates
+from assets.automation import after_upstream_updates
+from assets.exports.raw_exportacao import EXPORTS_DOMAIN, LEDGER_TABLE, RAW_EXPORTACAO, RAW_EXPORTACAO_REJECTS
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.warehouse import WarehouseResource
 
@@ -20,7 +19,7 @@ SELECT l.partition_key, l.file_name, l.status, l.rows_total, l.rows_loaded, l.ro
        CASE WHEN l.rows_total > 0 THEN ROUND(CAST(l.rows_rejected AS NUMERIC) * 100 / l.rows_total, 2)
             ELSE 0 END AS reject_pct,
        l.reason AS quarantine_reason, l.details, l.ingest_batch, l.ingest_at
-FROM {LEDGER_SCHEMA}.{LEDGER_TABLE} AS l
+FROM {LEDGER_TABLE} AS l
 WHERE l.domain = :domain
 """
 

@@ -1,34 +1,23 @@
-"""Raw layer of the export-statistics domain: one dynamic partition per landed CSV/XLSX file."""
+"""The exports side of its landing-file feed (declared in assets/defs/exports/landed_files/defs.yaml).
 
-from dagster import AssetKey, DynamicPartitionsDefinition
+The feed gives ``raw/exportacao`` + ``raw/exportacao_rejects`` (one partition per landed CSV/XLSX
+file); this module holds the domain's reader and the keys other export assets depend on.
+"""
+
+from dagster import AssetKey
 
 from assets.exports.file_reader import parse_export_bytes
-from assets.external_sources import landing_source_spec
-from assets.landing_file_asset import build_landing_file_asset
-from assets.landing_ingest import LandingTarget, ParsedFile
-from resources.landing_zone import LandedContent
+from assets.sources.landing_feed.contract import LandedContent, ParsedFile
 
 EXPORTS_DOMAIN = "exports"
-EXPORT_FILE_PATTERNS = ("*.csv", "*.txt", "*.xlsx", "*.xlsm")
-
-export_files_partitions = DynamicPartitionsDefinition(name="export_files")
-
-EXPORTS_TARGET = LandingTarget(
-    domain=EXPORTS_DOMAIN,
-    rows_table=("raw", "exportacao"),
-    rejects_table=("raw", "exportacao_rejects"),
-)
-RAW_EXPORTACAO = AssetKey(list(EXPORTS_TARGET.rows_table))
-RAW_EXPORTACAO_REJECTS = AssetKey(list(EXPORTS_TARGET.rejects_table))
-EXPORTS_OWNERS = ["team:exports"]
-
-landing_exports = landing_source_spec(
-    EXPORTS_DOMAIN, owners=EXPORTS_OWNERS, formats="CSV/XLSX export-statistics"
-)
+RAW_EXPORTACAO = AssetKey(["raw", "exportacao"])
+RAW_EXPORTACAO_REJECTS = AssetKey(["raw", "exportacao_rejects"])
+# The file ledger the feed writes (the declaration's ledger_table), read by the file-quality mart.
+LEDGER_TABLE = "raw.landing_files"
 
 
 def read_export_landing_file(content: LandedContent) -> ParsedFile:
-    """Adapter from the export reader to the shared landing-ingest mechanism."""
+    """Adapter from the export reader to the landing-feed reader contract."""
     parsed = parse_export_bytes(content.name, content.data)
     return ParsedFile(
         rows=parsed.rows,
@@ -42,17 +31,3 @@ def read_export_landing_file(content: LandedContent) -> ParsedFile:
             "sheet": parsed.sheet,
         },
     )
-
-
-raw_exportacao = build_landing_file_asset(
-    name="raw_exportacao",
-    target=EXPORTS_TARGET,
-    reader=read_export_landing_file,
-    partitions_def=export_files_partitions,
-    source=landing_exports,
-    group_name="exports",
-    owners=EXPORTS_OWNERS,
-    kinds={"python", "csv", "xlsx", "table"},
-    rows_description="Valid rows of each landed export file, typed, with ingest audit columns.",
-    rejects_description="Rows of landed export files that failed validation: file, line, reason, raw row.",
-)

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from bson import json_util
 
-from assets.landing_ingest import ParsedFile
+from assets.sources.landing_feed.contract import ParsedFile
 from assets.usage.documents import validate_documents
 from resources.landing_zone import LandedContent, UnreadableFileError
 

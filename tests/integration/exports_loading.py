@@ -6,10 +6,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
-from assets.exports.raw_exportacao import raw_exportacao
 from dbt_like_sql import SqlProject, build_sql_model_assets, load_project
 from generators.exports import write_export_file
-from orchestration.exports import export_file_drop_sensor
+from orchestration.exports import export_file_drop_sensor, raw_exportacao
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
 from tests.integration.test_commerce_helpers import age

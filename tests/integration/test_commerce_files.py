@@ -10,8 +10,8 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions, materialize
 
-from assets.commerce.raw_events import raw_commerce_event_files
 from generators.commerce import GeneratedEvent, write_jsonl_files
+from orchestration.commerce import raw_commerce_event_files
 from resources.warehouse import WarehouseResource
 from tests.integration.test_commerce_helpers import (
     age,

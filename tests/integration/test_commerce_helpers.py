@@ -22,11 +22,15 @@ from dagster import (
     materialize,
 )
 
-from assets.commerce.raw_events import raw_commerce_event_files, raw_commerce_events
+from assets.automation import for_sql_model
 from dbt_like_sql import build_sql_model_assets, load_project
 from generators.commerce import GeneratedEvent, generate_events, write_jsonl_files
-from orchestration.automation import for_sql_model
-from orchestration.commerce import commerce_file_drop_sensor
+from orchestration.commerce import (
+    commerce_file_drop_sensor,
+    commerce_kafka_defs,
+    raw_commerce_event_files,
+    raw_commerce_events,
+)
 from orchestration.commerce import defs as commerce_defs
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
@@ -48,7 +52,9 @@ def resources_for(warehouse: WarehouseResource, landing: Path, kafka_url: str = 
 
 
 def commerce_graph(resources: dict) -> Definitions:
-    return Definitions.merge(commerce_defs, Definitions(assets=COMMERCE_MODELS, resources=resources))
+    return Definitions.merge(
+        commerce_defs, commerce_kafka_defs, Definitions(assets=COMMERCE_MODELS, resources=resources)
+    )
 
 
 def sample_events(n: int = 3000, seed: int = 11, bad_share: float = 0.02) -> list[GeneratedEvent]:

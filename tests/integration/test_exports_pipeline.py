@@ -22,10 +22,9 @@ from dagster import (
 )
 
 from assets.exports.file_quality import export_file_quality
-from assets.exports.raw_exportacao import raw_exportacao
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration.definitions import defs, sql_model_assets
-from orchestration.exports import export_file_drop_sensor
+from orchestration.exports import export_file_drop_sensor, raw_exportacao
 from orchestration.schedules import export_reports_selection
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource

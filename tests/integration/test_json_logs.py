@@ -14,9 +14,8 @@ import pytest
 import yaml
 from dagster import SensorResult, build_sensor_context, instance_for_test, materialize
 
-from assets.exports.raw_exportacao import raw_exportacao
 from io_managers.warehouse_io_manager import WarehouseIOManager
-from orchestration.exports import export_file_drop_sensor
+from orchestration.exports import export_file_drop_sensor, raw_exportacao
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource, dispose_engines
 

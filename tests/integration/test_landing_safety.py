@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from dagster import (
+    AssetsDefinition,
     DagsterInstance,
     SensorDefinition,
     SensorResult,
@@ -26,20 +27,16 @@ from dagster import (
     build_sensor_context,
     materialize,
 )
+from dagster.components import build_defs_for_component
 
-from assets.exports.raw_exportacao import (
-    EXPORTS_TARGET,
-    export_files_partitions,
-    raw_exportacao,
-    read_export_landing_file,
-)
-from assets.landing_file_asset import build_landing_file_asset
-from assets.landing_ingest import ParsedFile
-from assets.usage.raw_usage_files import raw_usage_event_files
+from assets.exports.raw_exportacao import read_export_landing_file
+from assets.sources.landing_feed import LandingFileFeed
+from assets.sources.landing_feed.contract import LandedContent, ParsedFile
 from orchestration.commerce import commerce_file_drop_sensor
-from orchestration.exports import export_file_drop_sensor
-from orchestration.usage import usage_file_drop_sensor
-from resources.landing_zone import LandedContent, LandingZoneResource
+from orchestration.declared import DEFS_ROOT
+from orchestration.exports import export_file_drop_sensor, raw_exportacao
+from orchestration.usage import raw_usage_event_files, usage_file_drop_sensor
+from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
 
 HEADER = "ano;mes;pais;setor;ncm;valor_usd;peso_kg\n"
@@ -273,16 +270,25 @@ def test_a_paused_writer_is_ingested_whole_once_it_completes(
     assert not path.exists() and len(list((folder / "_archive").glob("*-exportacao_2024.csv"))) == 1
 
 
-def _resuming_writer_reader(path: Path, rest: str) -> Callable[[LandedContent], ParsedFile]:
+# (path, rest) the reader below appends while the run parses (set by the test using it).
+_RESUMING_WRITER: dict[str, tuple[Path, str]] = {}
+
+
+def resuming_writer_reader(content: LandedContent) -> ParsedFile:
     """The export reader, plus a writer that appends the rest of the file while the run parses it."""
+    parsed = read_export_landing_file(content)
+    path, rest = _RESUMING_WRITER["file"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(rest)
+    return parsed
 
-    def reader(content: LandedContent) -> ParsedFile:
-        parsed = read_export_landing_file(content)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(rest)
-        return parsed
 
-    return reader
+def _exports_feed_with_reader(reader: str) -> AssetsDefinition:
+    """The exports feed as declared (assets/defs/exports/landed_files), with another reader."""
+    declared = yaml.safe_load((DEFS_ROOT / "exports" / "landed_files" / "defs.yaml").read_text())
+    feed = LandingFileFeed.from_attributes_dict(attributes={**declared["attributes"], "reader": reader})
+    (asset,) = [a for a in build_defs_for_component(feed).assets or () if isinstance(a, AssetsDefinition)]
+    return asset
 
 
 def test_a_file_changed_between_read_and_archive_is_rolled_back_and_ingested_once_later(
@@ -297,25 +303,19 @@ def test_a_file_changed_between_read_and_archive_is_rolled_back_and_ingested_onc
     instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
     (request,) = _tick(export_file_drop_sensor, instance, resources).run_requests
 
-    # Same asset definition as raw_exportacao (the shared factory), but the writer resumes mid-run.
-    racing = build_landing_file_asset(
-        name="raw_exportacao",
-        target=EXPORTS_TARGET,
-        reader=_resuming_writer_reader(path, rest),
-        partitions_def=export_files_partitions,
-        group_name="exports",
-        owners=["team:exports"],
-        kinds={"python", "csv"},
-        rows_description="rows",
-        rejects_description="rejects",
-    )
-    run = materialize(
-        [racing],
-        partition_key=request.partition_key,
-        instance=instance,
-        resources=resources,
-        raise_on_error=False,
-    )
+    # Same declaration as raw_exportacao, but the writer resumes mid-run.
+    racing = _exports_feed_with_reader(f"{__name__}:resuming_writer_reader")
+    _RESUMING_WRITER["file"] = (path, rest)
+    try:
+        run = materialize(
+            [racing],
+            partition_key=request.partition_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+    finally:
+        _RESUMING_WRITER.clear()
     assert not run.success
     failure = next(e for e in run.all_events if e.is_step_failure).event_specific_data.error
     assert "changed between the read and the archive" in failure.message

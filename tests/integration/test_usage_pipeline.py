@@ -28,11 +28,10 @@ from dagster import (
 from dagster.components import build_defs_for_component
 
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.raw_usage_files import raw_usage_event_files
 from assets.usage.tables import usage_mongo_source
 from generators.usage import generate_usage_documents, write_usage_file
 from orchestration.definitions import sql_model_assets
-from orchestration.usage import usage_file_drop_sensor
+from orchestration.usage import raw_usage_event_files, usage_file_drop_sensor
 from resources.landing_zone import LandingZoneResource
 from resources.mongo import MongoResource
 from resources.search import SearchResource

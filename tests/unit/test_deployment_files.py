@@ -16,10 +16,10 @@ import yaml
 from dagster import DagsterInstance, DefaultRunLauncher, QueuedRunCoordinator
 from dagster_docker import DockerRunLauncher
 
+from assets.sources.kafka_topic._sensor import PARTITION_TAG_PREFIX, PIPELINE_TAG, RANGE_KEY_TAG
+from assets.sources.landing_feed.contract import LANDING_FILE_TAG
 from orchestration.json_logs import PLATFORM_LOGGERS, JsonFormatter
 from resources.settings import SETTINGS
-from sensors.file_drop import LANDING_FILE_TAG
-from sensors.kafka_offsets import PARTITION_TAG_PREFIX, PIPELINE_TAG, RANGE_KEY_TAG
 
 # Dagster flags python_logs.dagster_handler_config (the JSON run handler) as beta each time it is read.
 pytestmark = pytest.mark.filterwarnings("ignore:Handling yaml-defined logging")

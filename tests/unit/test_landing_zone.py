@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assets.sources.landing_feed._sensor import plan_file_drops
 from resources.landing_zone import (
     FileChangedError,
     LandingZoneResource,
@@ -17,7 +18,6 @@ from resources.landing_zone import (
     file_digest,
     partition_key_for,
 )
-from sensors.file_drop import plan_file_drops
 
 
 def _drop(folder: Path, name: str, content: str, age_s: float = 60) -> Path:

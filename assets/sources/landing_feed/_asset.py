@@ -1,11 +1,11 @@
-"""Factory of file-fed raw assets: one definition shape for every domain fed by the landing zone.
+"""The raw asset of a declared feed: one dynamic partition per landed file.
 
-Each landed file is a dynamic partition; the asset materializes the valid rows table and the
-rejects table of that file (one transaction, see :mod:`assets.landing_ingest`) and checks that
-loaded + rejected rows equal the rows of the file.
+Each run materializes the valid-rows table and the rejects table of its file (one transaction, see
+:mod:`._ingest`) and checks that loaded + rejected rows equal the rows of the file.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from dagster import (
     AssetCheckResult,
@@ -20,12 +20,8 @@ from dagster import (
     multi_asset,
 )
 
-from assets.landing_ingest import (
-    FileIngestOutcome,
-    LandingTarget,
-    ParsedFile,
-    ingest_landing_file,
-)
+from assets.sources.landing_feed._ingest import LandingTarget, ingest_landing_file
+from assets.sources.landing_feed.contract import AfterIngest, BeforeIngest, Reader
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
@@ -33,55 +29,53 @@ from resources.warehouse import WarehouseResource
 RECONCILED_CHECK = "file_rows_reconciled"
 
 
+@dataclass(frozen=True)
+class AssetShape:
+    """How the feed's two assets look in the catalog (keys, group, owners, kinds, descriptions)."""
+
+    name: str
+    keys: tuple[AssetKey, AssetKey]
+    group_name: str
+    owners: Sequence[str]
+    kinds: set[str]
+    descriptions: tuple[str, str]
+    source: AssetKey  # the external asset of the landing folder: both tables depend on it
+
+
 def build_landing_file_asset(
     *,
-    name: str,
+    shape: AssetShape,
     target: LandingTarget,
-    reader: Callable[..., ParsedFile],
+    reader: Reader,
     partitions_def: DynamicPartitionsDefinition,
-    source: AssetSpec,
-    group_name: str,
-    owners: Sequence[str],
-    kinds: set[str],
-    rows_description: str,
-    rejects_description: str,
-    before_ingest: Callable[[WarehouseResource], None] | None = None,
-    after_ingest: Callable[[AssetExecutionContext, FileIngestOutcome], None] | None = None,
-    keys: tuple[AssetKey, AssetKey] | None = None,
+    before_ingest: BeforeIngest | None = None,
+    after_ingest: AfterIngest | None = None,
 ) -> AssetsDefinition:
-    """A multi-asset ``[raw, <rows table>]`` + ``[raw, <rejects table>]`` partitioned by landed file.
+    """A multi-asset ``rows`` + ``rejects`` partitioned by landed file.
 
-    ``source`` is the external asset of the landing folder the files come from (see
-    :mod:`assets.external_sources`): both tables depend on it in the lineage graph.
     ``before_ingest`` prepares tables (e.g. shared with another source); ``after_ingest`` may log
-    extra events (e.g. a materialization of the asset owning a shared table). ``keys`` overrides the
-    asset keys when the tables belong to another asset (files feeding the Kafka-owned table).
+    extra events (e.g. a materialization of the asset owning a shared table).
     """
-    rows_key, rejects_key = keys or (AssetKey(list(target.rows_table)), AssetKey(list(target.rejects_table)))
-    common = {
-        "group_name": group_name,
-        "owners": list(owners),
-        "kinds": kinds,
-        "partitions_def": partitions_def,
-        "tags": {"layer": "raw", "domain": target.domain},
-        "deps": [source.key],
-    }
+    rows_key, rejects_key = shape.keys
+
+    def spec(key: AssetKey, description: str, table: tuple[str, str]) -> AssetSpec:
+        return AssetSpec(
+            key,
+            description=description,
+            metadata={"dagster/table_name": ".".join(table)},
+            group_name=shape.group_name,
+            owners=list(shape.owners),
+            kinds=shape.kinds,
+            partitions_def=partitions_def,
+            tags={"layer": "raw", "domain": target.domain},
+            deps=[shape.source],
+        )
 
     @multi_asset(
-        name=name,
+        name=shape.name,
         specs=[
-            AssetSpec(
-                rows_key,
-                description=rows_description,
-                metadata={"dagster/table_name": ".".join(target.rows_table)},
-                **common,
-            ),
-            AssetSpec(
-                rejects_key,
-                description=rejects_description,
-                metadata={"dagster/table_name": ".".join(target.rejects_table)},
-                **common,
-            ),
+            spec(rows_key, shape.descriptions[0], target.rows_table),
+            spec(rejects_key, shape.descriptions[1], target.rejects_table),
         ],
         check_specs=[
             AssetCheckSpec(

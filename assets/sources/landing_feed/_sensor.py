@@ -1,4 +1,4 @@
-"""File-drop sensors: each new file in a landing folder becomes a dynamic partition and a run.
+"""The file-drop sensor of a declared feed: each new file in its folder becomes a dynamic partition and a run.
 
 Files are identified by content (SHA-256), so a re-dropped identical file is a no-op (it is set
 aside in ``_duplicates/``). The sensor only lists, hashes and compares: it never parses a file or
@@ -25,6 +25,7 @@ from dagster import (
     sensor,
 )
 
+from assets.sources.landing_feed.contract import LANDING_FILE_TAG
 from resources.landing_zone import (
     DIGEST_CHARS,
     LandingZoneResource,
@@ -34,8 +35,6 @@ from resources.landing_zone import (
     partition_key_for,
 )
 from resources.settings import setting, setting_float
-
-LANDING_FILE_TAG = "afluente/landing_file"
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,11 @@ def plan_file_drops(
     duplicates: list[tuple[Path, str]] = []
     for path, size, mtime_ns in candidates:
         entry = cached.get(str(path))
-        unchanged = entry is not None and entry[0] == size and entry[1] == mtime_ns
         try:
-            digest = entry[2] if unchanged else file_digest(path)
+            if entry is not None and entry[0] == size and entry[1] == mtime_ns:
+                digest = entry[2]
+            else:
+                digest = file_digest(path)
         except (RefusedEntryError, FileNotFoundError):
             continue  # replaced or removed since the scan: the next tick sees what it became
         short = digest[:DIGEST_CHARS]
@@ -113,12 +114,20 @@ def build_file_drop_sensor(
     *,
     name: str,
     domain: str,
+    folder: str,
     patterns: tuple[str, ...],
     partitions_def: DynamicPartitionsDefinition,
     target: AssetSelection,
     description: str,
 ) -> SensorDefinition:
-    """A sensor turning new files of ``<landing root>/<domain>/`` into partitions of ``target``."""
+    """A sensor turning new files of ``<landing root>/<folder>/`` into partitions of ``target``.
+
+    ``domain`` names the feed: its run tag, and whether it waits for markers
+    (``AFLUENTE_LANDING_MARKER_FEEDS``).
+    """
+    partitions_name = partitions_def.name
+    if partitions_name is None:
+        raise ValueError(f"{name}: the dynamic partitions of a file feed need a name")
 
     @sensor(
         name=name,
@@ -132,7 +141,7 @@ def build_file_drop_sensor(
     ) -> SensorResult | SkipReason:
         cursor = json.loads(context.cursor) if context.cursor else {}
         scan = landing_zone.scan(
-            domain,
+            folder,
             patterns,
             setting_float("AFLUENTE_LANDING_SETTLE_SECONDS"),
             setting_float("AFLUENTE_LANDING_UNTERMINATED_SECONDS"),
@@ -140,26 +149,26 @@ def build_file_drop_sensor(
         )
         for path, reason in scan.refused:
             try:
-                moved = landing_zone.refuse(domain, path, reason)
+                moved = landing_zone.refuse(folder, path, reason)
             except FileNotFoundError:
                 continue
             context.log.warning(f"{path.name} {reason}; moved to {moved} without being read")
         candidates = scan.ready
-        existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        existing = set(context.instance.get_dynamic_partitions(partitions_name))
         plan = plan_file_drops(
             candidates,
             existing,
             cursor,
-            lambda digest, file_name: landing_zone.is_archived(domain, digest, file_name),
+            lambda digest, file_name: landing_zone.is_archived(folder, digest, file_name),
             int(setting("AFLUENTE_MAX_FILES_PER_TICK")),
         )
         for path, original in plan.duplicates:
-            moved = landing_zone.set_aside_duplicate(domain, path, original)
+            moved = landing_zone.set_aside_duplicate(folder, path, original)
             context.log.info(f"{path.name}: same content as partition {original}; moved to {moved}")
         if not plan.new_keys:
             waiting = f"; {_waiting_summary(scan.waiting)}" if scan.waiting else ""
             return SensorResult(
-                skip_reason=SkipReason(f"no new files in {landing_zone.domain_dir(domain)}{waiting}"),
+                skip_reason=SkipReason(f"no new files in {landing_zone.domain_dir(folder)}{waiting}"),
                 cursor=json.dumps(plan.cursor),
             )
         return SensorResult(

@@ -1,7 +1,7 @@
-"""Loading one landed file into the warehouse: shared by every file-fed raw asset.
+"""Loading one landed file into the warehouse: the body of every declared feed's raw asset.
 
 The file of a partition is read once, safely (regular files inside the landing root only, see
-:mod:`resources.landing_safety`), and its bytes are parsed by a domain reader; valid rows, rejected
+:mod:`resources.landing_safety`), and its bytes are parsed by the feed's reader; valid rows, rejected
 rows and the file's ledger entry are written in ONE transaction (partition-scoped, so a re-run
 replaces, never duplicates). The file is archived before that transaction commits, and if it no
 longer holds the bytes that were read (a writer still appending), the transaction rolls back and
@@ -29,6 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, Failure
 
+from assets.sources.landing_feed.contract import REJECT_COLUMNS, FileIngestOutcome, ParsedFile, Reader
 from resources.bulk_write import existing_columns, quote_ident, write_arrow
 from resources.landing_safety import BINARY_SUFFIXES, DOCUMENT_SUFFIXES, line_over_limit
 from resources.landing_zone import (
@@ -44,59 +45,17 @@ from resources.landing_zone import (
 from resources.settings import setting_int
 from resources.warehouse import WarehouseResource
 
-LEDGER_SCHEMA = "raw"
-LEDGER_TABLE = "landing_files"
-
-REJECT_COLUMNS = ("source_line", "reason", "raw_content")
-
-
-@dataclass(frozen=True)
-class ParsedFile:
-    """What a domain reader returns: valid rows, rejected rows (source_line, reason, raw_content)."""
-
-    rows: pa.Table
-    rejects: pa.Table
-    total_rows: int
-    details: Mapping[str, Any] = field(default_factory=dict)
-
 
 @dataclass(frozen=True)
 class LandingTarget:
-    """Where a domain's landed files go."""
+    """Where a feed's landed files come from and go: its folder and its three tables."""
 
     domain: str
+    folder: str
     rows_table: tuple[str, str]
     rejects_table: tuple[str, str]
+    ledger_table: tuple[str, str]
     column_types: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FileIngestOutcome:
-    status: str
-    file_name: str
-    rows_total: int
-    rows_loaded: int
-    rows_rejected: int
-    reason: str | None
-    ingest_batch: str
-    details: Mapping[str, Any]
-    # Proof that nothing was dropped, read after the commit: rows_total (ledger) vs rows_in_table
-    # + rejects_in_table (see _reconcile_counts).
-    counts: Mapping[str, int]
-
-    def metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "status": self.status,
-            "file": self.file_name,
-            "rows_total": self.rows_total,
-            "rows_loaded": self.rows_loaded,
-            "rows_rejected": self.rows_rejected,
-            "ingest_batch": self.ingest_batch,
-        }
-        if self.reason:
-            meta["quarantine_reason"] = self.reason
-        meta.update({k: str(v) for k, v in self.details.items() if v is not None})
-        return meta
 
 
 def _with_audit(table: pa.Table, audit: Mapping[str, pa.Scalar]) -> pa.Table:
@@ -149,8 +108,7 @@ def _write_ledger(conn: sa.Connection, ledger: pa.Table, target: LandingTarget, 
     write_arrow(
         conn,
         ledger,
-        LEDGER_SCHEMA,
-        LEDGER_TABLE,
+        *target.ledger_table,
         mode="partition",
         partition_column="ledger_key",
         partition_value=f"{target.domain}/{key}",
@@ -171,17 +129,17 @@ def ingest_landing_file(
     context: AssetExecutionContext,
     *,
     target: LandingTarget,
-    reader: Callable[[LandedContent], ParsedFile],
+    reader: Reader,
     warehouse: WarehouseResource,
     landing_zone: LandingZoneResource,
 ) -> FileIngestOutcome:
     """Load the file of ``context.partition_key`` (see module docstring)."""
     key = context.partition_key
-    path = landing_zone.locate(target.domain, key)
+    path = landing_zone.locate(target.folder, key)
     if path is None:
         raise Failure(
             description=(
-                f"file of partition {key} not found in {landing_zone.domain_dir(target.domain)} "
+                f"file of partition {key} not found in {landing_zone.domain_dir(target.folder)} "
                 "(nor in its _archive/ or _quarantine/ folders)"
             ),
             allow_retries=False,
@@ -215,7 +173,7 @@ def ingest_landing_file(
             target,
             key,
             lambda conn: _replace_partition(conn, target, key, ledger),
-            lambda: landing_zone.quarantine(target.domain, path, digest, parsed.reason),
+            lambda: landing_zone.quarantine(target.folder, path, digest, parsed.reason),
             (landing_zone, path, content, digest),
         )
         context.log.warning(f"{file_name} quarantined to {moved}: {parsed.reason}")
@@ -269,7 +227,7 @@ def ingest_landing_file(
         target,
         key,
         write,
-        lambda: landing_zone.archive(target.domain, path, digest),
+        lambda: landing_zone.archive(target.folder, path, digest),
         (landing_zone, path, content, digest),
     )
     context.log.info(f"{file_name}: {loaded} rows loaded, {rejected} rejected (batch {batch})")
@@ -279,7 +237,7 @@ def ingest_landing_file(
 
 
 def _parse(
-    context: AssetExecutionContext, reader: Callable[[LandedContent], ParsedFile], content: LandedContent
+    context: AssetExecutionContext, reader: Reader, content: LandedContent
 ) -> ParsedFile | UnreadableFileError:
     """Parse the bytes read; every parse error is a verdict on the file (quarantine), never retried.
 
@@ -357,7 +315,7 @@ def _reconcile_counts(conn: sa.Connection, target: LandingTarget, key: str) -> d
     """Counts that prove nothing was dropped: rows + rejects in the warehouse vs the file's total."""
     rows_q = quote_ident(conn, *target.rows_table)
     rej_q = quote_ident(conn, *target.rejects_table)
-    ledger_q = quote_ident(conn, LEDGER_SCHEMA, LEDGER_TABLE)
+    ledger_q = quote_ident(conn, *target.ledger_table)
     params = {"key": key, "ledger_key": f"{target.domain}/{key}"}
     counts = {"rows_total": 0, "rows_in_table": 0, "rejects_in_table": 0}
     total = conn.execute(
@@ -369,9 +327,7 @@ def _reconcile_counts(conn: sa.Connection, target: LandingTarget, key: str) -> d
         ("rejects_in_table", rej_q, target.rejects_table),
     ):
         if existing_columns(conn, *table) is not None:
-            counts[name] = int(
-                conn.execute(
-                    sa.text(f"SELECT COUNT(*) FROM {qualified} WHERE ingest_file_key = :key"), params
-                ).scalar()
-            )
+            counts[name] = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM {qualified} WHERE ingest_file_key = :key"), params
+            ).scalar_one()  # COUNT(*) without GROUP BY: always exactly one row
     return counts
