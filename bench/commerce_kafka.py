@@ -50,10 +50,10 @@ from dagster import (
     build_sensor_context,
 )
 
+from assets.automation import for_sql_model
 from assets.sources.kafka_topic._sensor import RANGES_TAG, TOPIC_TAG
 from dbt_like_sql import build_sql_model_assets, load_project
 from orchestration import commerce
-from orchestration.automation import for_sql_model
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.sensors import automation_sensor
 from resources.kafka import KafkaResource

@@ -10,10 +10,10 @@ from pathlib import Path
 from dagster import Definitions, EnvVar, colored_console_logger
 from dagster.components import load_from_defs_folder
 
+from assets.automation import for_sql_model
 from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration import commerce, exports, usage
-from orchestration.automation import for_sql_model
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, AutomationCondition, MaterializeResult, asset
 
+from assets.automation import after_upstream_updates
 from assets.usage.tables import EVENTS_TABLE, FILE_EVENTS_TABLE, RAW_SCHEMA
-from orchestration.automation import after_upstream_updates
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.settings import setting_float, setting_int
 from resources.warehouse import WarehouseResource

@@ -26,8 +26,8 @@ from dagster import (
     asset,
 )
 
+from assets.automation import after_upstream_updates
 from assets.usage.index_specs import INSIGHT_INDICES, InsightIndex
-from orchestration.automation import after_upstream_updates
 from resources.bulk_write import driver_connection, quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource

@@ -1,4 +1,5 @@
-"""Declarative automation: when SQL models refresh on their own."""
+"""Declarative automation conditions the platform's assets share: when SQL models, indices and
+thresholds refresh on their own (the domain layer; orchestration only wires them)."""
 
 from dagster import AssetSelection, AutomationCondition
 
