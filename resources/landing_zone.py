@@ -96,8 +96,14 @@ def digest_of_key(partition_key: str) -> str:
     return digest
 
 
+def digest_prefixed(digest: str, name: str) -> str:
+    """``<d12>-<name>``: the name of a file once archived or quarantined (first 12 digest digits)."""
+    return f"{digest[:DIGEST_CHARS]}-{name}"
+
+
 def original_name(path: Path) -> str:
-    """The dropped name of a file, also once moved to ``_archive/`` or ``_quarantine/``."""
+    """The dropped name of a file, also once moved to ``_archive/`` or ``_quarantine/`` (undoes
+    :func:`digest_prefixed`)."""
     return path.name.split("-", 1)[1] if path.parent.name in _SPECIAL_DIRS else path.name
 
 
@@ -206,7 +212,7 @@ class LandingZoneResource(ConfigurableResource):
         return self.scan(domain, patterns, settle_seconds).ready
 
     def _archive_path(self, domain: str, digest: str, name: str) -> Path:
-        return self.domain_dir(domain) / "_archive" / f"{digest[:DIGEST_CHARS]}-{name}"
+        return self.domain_dir(domain) / "_archive" / digest_prefixed(digest, name)
 
     def is_archived(self, domain: str, digest: str, name: str) -> bool:
         return self._archive_path(domain, digest, name).exists()
@@ -222,7 +228,9 @@ class LandingZoneResource(ConfigurableResource):
         for sub in ("_archive", "_quarantine"):
             folder = base / sub
             if folder.is_dir() and not folder.is_symlink():
-                candidates.extend(p for p in folder.glob(f"{digest}-*") if not p.name.endswith(".reason.txt"))
+                candidates.extend(
+                    p for p in folder.glob(digest_prefixed(digest, "*")) if not p.name.endswith(".reason.txt")
+                )
         for path in candidates:
             if partition_key_for(original_name(path), digest) != partition_key:
                 continue
@@ -287,7 +295,7 @@ class LandingZoneResource(ConfigurableResource):
     def quarantine(self, domain: str, path: Path, digest: str, reason: str) -> Path:
         """Move an unreadable file to quarantine with a reason file beside it."""
         name = original_name(path)
-        target = self._special_dir(domain, "_quarantine") / f"{digest[:DIGEST_CHARS]}-{name}"
+        target = self._special_dir(domain, "_quarantine") / digest_prefixed(digest, name)
         if path != target:
             os.replace(path, target)
             _move_marker(path, target)
