@@ -194,6 +194,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USAGE_INDEX_BULK_CHUNK_DOCS", "2000", "Documents per bulk request when building an insight index"
     ),
+    # subscriptions platform (commands on Kafka)
+    Setting(
+        "SUBSCRIPTIONS_COMMANDS_TOPIC",
+        "user_events",
+        "Kafka topic of the subscriptions commands (one event per accepted POST, keyed by user id)",
+    ),
+    Setting(
+        "SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS",
+        "5000",
+        "The command API answers 503 when Kafka has not confirmed a command within this many ms",
+    ),
+    Setting(
+        "SUBSCRIPTIONS_IDEMPOTENCY_CACHE_SIZE",
+        "50000",
+        "Commands each API worker remembers for Idempotency-Key retries and /status (LRU)",
+    ),
     # operations: freshness of aggregates (mart/*, search/*) and API health
     Setting(
         "EXPORTS_FRESHNESS_HOURS",
