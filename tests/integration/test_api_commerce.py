@@ -8,7 +8,7 @@ from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from generators.commerce import generate_events
+from generators.commerce import GeneratedEvent, generate_events
 from resources.warehouse import WarehouseResource
 from tests.integration.test_commerce_helpers import (
     drop_jsonl,
@@ -25,14 +25,20 @@ def _money(value: object) -> str:
     return format(Decimal(value).quantize(Decimal("0.01")), "f")
 
 
-@pytest.fixture
-def client_and_tables(warehouse: WarehouseResource, tmp_path: Path):
+def load_commerce(warehouse: WarehouseResource, tmp_path: Path) -> list[GeneratedEvent]:
+    """The commerce marts, built by the real pipeline from landed files; returns the "live" events."""
     landing = tmp_path / "landing"
     resources = resources_for(warehouse, landing)
     history = sample_events(1200, seed=61)
     live = list(generate_events(40, seed=62))  # wall-clock timestamps: the "realtime" window
     drop_jsonl([*history, *live], landing, files=2)
     load_files_and_models(DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")), resources)
+    return live
+
+
+@pytest.fixture
+def client_and_tables(warehouse: WarehouseResource, tmp_path: Path):
+    live = load_commerce(warehouse, tmp_path)
     with TestClient(create_app(warehouse.url)) as client:
         yield client, warehouse, live
 

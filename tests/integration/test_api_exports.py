@@ -6,46 +6,28 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
+from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from dbt_like_sql import SqlProject, build_sql_model_assets, load_project
-from generators.exports import write_export_file
-from orchestration.exports import export_file_drop_sensor, raw_exportacao
-from resources.landing_zone import LandingZoneResource
 from resources.warehouse import WarehouseResource
-from tests.integration.test_commerce_helpers import age, rows
+from tests.integration.exports_loading import land_and_build_exports
+from tests.integration.test_commerce_helpers import rows
 
 
 def _money(value: object) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def load_exports(warehouse: WarehouseResource, tmp_path: Path) -> None:
+    """stg.exportacao and the export reports, built by the real pipeline from two landed CSV files."""
+    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
+    land_and_build_exports(warehouse, tmp_path / "landing", instance, seeds=[1, 2], rows=3000)
+
+
 @pytest.fixture
 def client_and_tables(warehouse: WarehouseResource, tmp_path: Path):
-    folder = tmp_path / "landing" / "exports"
-    folder.mkdir(parents=True)
-    for seed in (1, 2):
-        age(Path(write_export_file(folder / f"exportacao_{seed}.csv", 3000, seed=seed).path))
-    landing = LandingZoneResource(root=str(tmp_path / "landing"))
-    resources = {"warehouse": warehouse, "landing_zone": landing}
-    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
-    result = export_file_drop_sensor(
-        build_sensor_context(instance=instance, resources={"landing_zone": landing})
-    )
-    assert isinstance(result, SensorResult)
-    keys = [r.partition_key for r in result.run_requests]
-    instance.add_dynamic_partitions("export_files", keys)
-    for key in keys:
-        assert materialize(
-            [raw_exportacao], partition_key=key, instance=instance, resources=resources
-        ).success
-    exports = [m for m in load_project() if m.group == "exports"]
-    models = build_sql_model_assets(SqlProject(models_dir=Path("."), models={m.key: m for m in exports}))
-    assert materialize(
-        [raw_exportacao, *models], selection=models, instance=instance, resources=resources
-    ).success
+    load_exports(warehouse, tmp_path)
     with TestClient(create_app(warehouse.url)) as client:
         yield client, warehouse
 

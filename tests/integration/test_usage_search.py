@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.routers.insights import get_index_prefix, get_search, router
 from assets.usage.insight_indices import insight_index_assets
+from resources.landing_zone import LandingZoneResource
 from resources.search import SearchResource
 from resources.search_bulk import BulkRejectedError, bulk_index
 from resources.search_indices import (
@@ -147,21 +148,20 @@ def test_alias_switch_is_atomic_under_concurrent_searches(
     assert seen[-1][0] == sizes[-1]
 
 
-def test_indices_and_api_match_the_marts(
+def load_usage(
     warehouse: WarehouseResource,
     search: SearchResource,
-    search_index_prefix: str,
+    prefix: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> list[dict[str, Any]]:
+    """Usage marts and insight indices (under ``prefix``) built by the real pipeline; returns the docs."""
     for name, value in THRESHOLDS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("USAGE_INDEX_PREFIX", search_index_prefix)
+    monkeypatch.setenv("USAGE_INDEX_PREFIX", prefix)
     landing = tmp_path / "landing"
     docs = generated(500, users=9, days=8, seed=21, bad_share=0.02, bursts=2)
     drop_file(landing / "usage", "events.jsonl", docs)
-    from resources.landing_zone import LandingZoneResource
-
     resources = {
         "warehouse": warehouse,
         "landing_zone": LandingZoneResource(root=str(landing)),
@@ -173,13 +173,29 @@ def test_indices_and_api_match_the_marts(
     run = materialize(insight_index_assets, instance=instance, resources=resources)
     assert run.success
     assert all(check.passed for check in run.get_asset_check_evaluations())
+    return docs
+
+
+def serve_insights(app: FastAPI, search: SearchResource, prefix: str) -> FastAPI:
+    """Point the insights router of ``app`` at ``search`` and the indices under ``prefix``."""
+    app.dependency_overrides[get_search] = lambda: search
+    app.dependency_overrides[get_index_prefix] = lambda: prefix
+    return app
+
+
+def test_indices_and_api_match_the_marts(
+    warehouse: WarehouseResource,
+    search: SearchResource,
+    search_index_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = load_usage(warehouse, search, search_index_prefix, tmp_path, monkeypatch)
     valid = [d for d in docs if is_valid(d)]
 
     app = FastAPI()
     app.include_router(router)
-    app.dependency_overrides[get_search] = lambda: search
-    app.dependency_overrides[get_index_prefix] = lambda: search_index_prefix
-    client = TestClient(app)
+    client = TestClient(serve_insights(app, search, search_index_prefix))
 
     body = client.get("/insights/top-users", params={"limit": 5}).json()
     assert [(u["user_id"], u["total_tokens"]) for u in body["users"]] == top_users(valid, 5)
