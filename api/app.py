@@ -16,7 +16,7 @@ from api.routers.ops import HealthReport, health_report
 from api.schema import NOT_PRODUCED
 from api.serving import install_serving
 from resources.settings import setting
-from resources.warehouse import dialect_of
+from resources.warehouse_core import dialect_of
 
 ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.commerce",

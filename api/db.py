@@ -1,4 +1,4 @@
-"""Warehouse access for the read API: parameterized SELECTs through ``WarehouseResource``.
+"""Warehouse access for the read API: parameterized SELECTs through the Dagster-free ``Warehouse``.
 
 Every statement is a fixed SQL text with bound parameters; request values never become SQL text.
 A table that the pipeline has not produced yet is reported as :class:`NotMaterializedError` (the
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
-from resources.warehouse import WarehouseResource, get_engine
+from resources.warehouse_core import Warehouse, get_engine
 
 _MISSING_MARKERS = ("does not exist", "UndefinedTable", "Catalog Error")
 
@@ -41,7 +41,7 @@ class Database:
 
     def __init__(self, url: str, lock_timeout_s: float = 10.0) -> None:
         self.url = url
-        self.warehouse = WarehouseResource(url=url, lock_timeout_s=lock_timeout_s)
+        self.warehouse = Warehouse(url, lock_timeout_s=lock_timeout_s)
 
     @property
     def dialect(self) -> str:
