@@ -44,11 +44,11 @@ resources = {
     "search": SearchResource(url=EnvVar("SEARCH_URL"), engine=EnvVar("SEARCH_ENGINE")),
 }
 
-# Declared instances of the platform's mechanisms (assets/defs/*/defs.yaml).
-declared_defs = load_from_defs_folder(path_within_project=Path(__file__).resolve().parents[1])
-
 defs = Definitions.merge(
-    declared_defs,
+    # Declared instances of the platform's mechanisms (assets/defs/*/defs.yaml). Not bound to a
+    # module-level name: a code location module may hold only one Definitions object (the loader
+    # of the webserver and the daemon refuses two).
+    load_from_defs_folder(path_within_project=Path(__file__).resolve().parents[1]),
     exports.defs,
     commerce.defs,
     usage.defs,

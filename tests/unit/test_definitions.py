@@ -1,12 +1,30 @@
 """The code location loads and follows the project's conventions."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from dagster import AssetKey, Definitions
 
 from orchestration.definitions import defs
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
+
+
+def test_code_location_loads_as_the_webserver_and_daemon_load_it() -> None:
+    """Their loader also refuses a module holding more than one Definitions object."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
 def test_every_asset_has_group_owner_kind_and_table_name() -> None:
