@@ -239,6 +239,56 @@ SETTINGS: tuple[Setting, ...] = (
         "24",
         "/health is degraded while an unresolved incident (gave_up, or not transient) is under N hours old",
     ),
+    # monitor: every platform topic and JSON log line into the system_logs search indices
+    Setting(
+        "SYSTEM_LOGS_TOPICS",
+        "COMMERCE_KAFKA_TOPIC,SUBSCRIPTIONS_COMMANDS_TOPIC,SUBSCRIPTIONS_RESPONSES_TOPIC",
+        "Kafka topics the monitor indexes into system_logs (comma-separated; a registered setting's name "
+        "stands for its value)",
+    ),
+    Setting(
+        "SYSTEM_LOGS_LOG_FILES",
+        "data/logs/*.jsonl*",
+        "Glob patterns (comma-separated) of the JSON log files the monitor indexes (AFLUENTE_LOG_FILE "
+        "writes one)",
+    ),
+    Setting(
+        "SYSTEM_LOGS_ALIAS",
+        "system_logs",
+        "Alias the monitor's daily indices (<alias>-YYYY.MM.DD) are read through; also the index "
+        "template's name",
+    ),
+    Setting(
+        "SYSTEM_LOGS_RETENTION_DAYS",
+        "14",
+        "Daily system_logs indices older than this many days are deleted (0: keep all)",
+    ),
+    Setting(
+        "SYSTEM_LOGS_FALLBACK_DIR",
+        "data/system_logs_fallback",
+        "Where documents wait (JSONL segments) while the search engine is unreachable; replayed when it "
+        "is back",
+    ),
+    Setting(
+        "SYSTEM_LOGS_FALLBACK_MAX_BYTES",
+        "268435456",
+        "Bound of the fallback directory; documents beyond it are dropped and counted (dropped_total)",
+    ),
+    Setting(
+        "SYSTEM_LOGS_MAX_DOCS_PER_RUN",
+        "20000",
+        "Upper bound of new Kafka messages + log lines one monitor run reads",
+    ),
+    Setting(
+        "SYSTEM_LOGS_SENSOR_INTERVAL_SECONDS",
+        "30",
+        "Minimum seconds between system_logs sensor ticks",
+    ),
+    Setting(
+        "AFLUENTE_LOG_FILE",
+        "",
+        "The read API and CLIs also append their JSON log lines to this file (empty: stderr only)",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
