@@ -25,17 +25,20 @@ Three ways in:
 - :data:`json_logger`, a Dagster ``@logger`` bound in ``Definitions(loggers=...)`` as ``json``,
   for runs that select it (``loggers: {json: {}}`` in the run config / launchpad);
 - :func:`configure_logging` and :func:`uvicorn_log_config` for long-running processes outside
-  runs (``python -m api``).
+  runs (``python -m api``). With ``AFLUENTE_LOG_FILE`` set they also append every line, as JSON,
+  to that file, which the system_logs monitor (``assets/monitor``) indexes.
 """
 
 import datetime as dt
 import logging
+import logging.handlers
 import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import IO, Any
 
 from dagster import (
@@ -238,39 +241,76 @@ def _text_formatter() -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+def log_file() -> str | None:
+    """``AFLUENTE_LOG_FILE``: a file the JSON lines are also appended to (the system_logs monitor tails
+    it), its folder created; None when unset."""
+    from resources.settings import setting
+
+    path = setting("AFLUENTE_LOG_FILE").strip()
+    if not path:
+        return None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _file_handler(path: str) -> logging.Handler:
+    # Appends (O_APPEND: whole lines from several processes do not interleave); WatchedFileHandler
+    # reopens the file after a rotation renamed it, so the new lines go to the new file.
+    handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    handler.set_name("afluente")
+    return handler
+
+
 def configure_logging(
-    level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None
+    level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None, file: str | None = None
 ) -> logging.Handler:
     """One stderr handler (JSON, or ``fmt="text"``) on every platform logger; idempotent.
 
     For processes outside runs (the read API, CLIs). Inside runs Dagster owns the platform loggers
     (``python_logs.managed_python_loggers`` in ``dagster.yaml``), so run workers do not call this.
-    Returns the handler (tests remove it with :func:`unconfigure_logging`).
+    ``file`` (default: :func:`log_file`) also gets every line, always as JSON. Returns the stream
+    handler (tests remove both with :func:`unconfigure_logging`).
     """
     unconfigure_logging()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else _text_formatter())
     handler.set_name("afluente")
+    file = file or log_file()
+    handlers = [handler, _file_handler(file)] if file else [handler]
     for name in PLATFORM_LOGGERS:
         platform_logger = logging.getLogger(name)
-        platform_logger.addHandler(handler)
+        for each in handlers:
+            platform_logger.addHandler(each)
         platform_logger.setLevel(level.upper())
     return handler
 
 
 def unconfigure_logging() -> None:
-    """Remove the handler :func:`configure_logging` installed (no-op when there is none)."""
+    """Remove the handlers :func:`configure_logging` installed (no-op when there is none)."""
+    closed: set[int] = set()
     for name in PLATFORM_LOGGERS:
         platform_logger = logging.getLogger(name)
         for handler in [h for h in platform_logger.handlers if h.get_name() == "afluente"]:
             platform_logger.removeHandler(handler)
+            if isinstance(handler, logging.FileHandler) and id(handler) not in closed:
+                closed.add(id(handler))
+                handler.close()
 
 
 def uvicorn_log_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
     """``logging.config.dictConfig`` for ``uvicorn.run(log_config=...)``: uvicorn's own loggers
-    (server and access log) and the platform loggers all write one format to stderr."""
+    (server and access log) and the platform loggers all write one format to stderr (and JSON to
+    ``AFLUENTE_LOG_FILE`` when set)."""
     level = level.upper()
-    own = {"handlers": ["default"], "level": level, "propagate": False}
+    file = log_file()
+    handler_names = ["default", "file"] if file else ["default"]
+    own = {"handlers": handler_names, "level": level, "propagate": False}
+    file_handlers = (
+        {"file": {"class": "logging.handlers.WatchedFileHandler", "formatter": "json", "filename": file}}
+        if file
+        else {}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -283,7 +323,8 @@ def uvicorn_log_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]
                 "class": "logging.StreamHandler",
                 "formatter": "json" if fmt == "json" else "text",
                 "stream": "ext://sys.stderr",
-            }
+            },
+            **file_handlers,
         },
         "loggers": {
             "uvicorn": dict(own),
