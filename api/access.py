@@ -47,6 +47,8 @@ DEFAULT_PATH_ROLES: Mapping[str, str] = {
     "/v1": "viewer",
     "/usuarios": "writer",
     "/status": "writer",
+    "/v1/subscriptions/usuarios": "writer",
+    "/v1/subscriptions/status": "writer",
 }
 
 

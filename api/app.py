@@ -23,6 +23,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.exports",
     "api.routers.insights",
     "api.routers.ops",
+    "api.routers.subscriptions",
     "api.dashboard",
 )
 

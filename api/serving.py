@@ -27,6 +27,7 @@ V1_PREFIXES = {
     "api.routers.exports": "/v1/exports",
     "api.routers.insights": "/v1/usage",
     "api.routers.ops": "/v1/ops",
+    "api.routers.subscriptions": "/v1/subscriptions",
 }
 # Answers that are functions of the marts only (the realtime view depends on the clock; insights read
 # the search engine; ops tables change on every sensor tick).

@@ -1,0 +1,112 @@
+"""An idempotent Kafka producer whose ``send`` returns only once the broker has the message.
+
+The command API answers ``202`` only after the delivery report: the producer is idempotent
+(``enable.idempotence=true``, ``acks=all``, so librdkafka's own retries never duplicate nor reorder a
+message), ``delivery.timeout.ms`` bounds how long a message may wait for the broker, and ``send`` waits
+for the report a little longer than that. A broker that is down therefore costs one timeout and a
+:class:`ProduceError`, which callers turn into a clean refusal.
+
+Dagster-free on purpose (the read API imports it): plain confluent-kafka, one background thread that
+polls delivery reports and resolves the waiting coroutines on their event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = logging.getLogger(__name__)
+# Extra time ``send`` waits past delivery.timeout.ms: librdkafka reports every message by then.
+_REPORT_GRACE_S = 1.0
+
+
+class ProduceError(RuntimeError):
+    """Kafka did not confirm a message: broker unreachable, delivery timed out, queue full or fatal error."""
+
+
+class EventProducer:
+    """One idempotent producer (per process) plus the thread that serves its delivery reports."""
+
+    def __init__(
+        self, bootstrap_servers: str, timeout_ms: int, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self._fatal: KafkaError | None = None
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": "afluente-commands",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,  # small batches under load, ~no added latency alone
+            "delivery.timeout.ms": timeout_ms,
+            "socket.connection.setup.timeout.ms": max(1000, min(timeout_ms, 30_000)),
+            "error_cb": self._on_error,
+            **(settings or {}),
+        }
+        self._producer = Producer(config)
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="afluente-producer-poll", daemon=True)
+        self._poller.start()
+
+    @property
+    def failed(self) -> bool:
+        """A fatal error (e.g. the idempotent sequence broke): this producer must be replaced."""
+        return self._fatal is not None or self._stop.is_set()
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+            log.error("Kafka producer fatal error, it will be recreated: %s", error)
+        else:  # transport errors repeat while a broker is down: the per-message outcome is what counts
+            log.warning("Kafka producer: %s", error)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(
+        self, topic: str, key: bytes, value: bytes, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Produce one message and wait for the broker's acknowledgement (``ProduceError`` otherwise)."""
+        if self.failed:
+            raise ProduceError(f"Kafka producer unusable: {self._fatal or 'closed'}")
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def report(error: KafkaError | None, message: Message) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody waits
+                loop.call_soon_threadsafe(_settle, delivered, error)
+
+        try:
+            self._producer.produce(
+                topic, value=value, key=key, headers=list((headers or {}).items()), on_delivery=report
+            )
+        except BufferError as exc:
+            raise ProduceError("Kafka producer queue is full (broker slow or unreachable)") from exc
+        except KafkaException as exc:
+            raise ProduceError(f"Kafka refused the message: {exc.args[0]}") from exc
+        try:
+            await asyncio.wait_for(delivered, timeout=self.timeout_ms / 1000 + _REPORT_GRACE_S)
+        except TimeoutError as exc:
+            raise ProduceError(f"no delivery report from Kafka within {self.timeout_ms} ms") from exc
+
+    def close(self, timeout_s: float = 5.0) -> int:
+        """Deliver what is queued (bounded wait), stop the poll thread; returns messages left undelivered."""
+        self._stop.set()
+        self._poller.join(timeout=1.0)
+        return int(self._producer.flush(timeout_s))
+
+
+def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
+    if future.done():  # the waiter gave up (timeout or cancelled request)
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(ProduceError(f"Kafka did not take the message: {error.str()}"))
