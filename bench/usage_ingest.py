@@ -34,13 +34,13 @@ from pymongo import MongoClient
 from assets.sources.mongo_collection._ingest import ingest_batch
 from assets.sources.mongo_collection._keyset import BatchRange, Position, floor_ms
 from assets.usage.documents import USAGE_ROW_SCHEMA, validate_document
-from assets.usage.index_specs import PROMPTS
 from assets.usage.insight_indices import stream_rows
 from assets.usage.tables import usage_mongo_source
 from dbt_like_sql import load_project, materialize_model
 from generators.usage import generate_usage_documents, insert_usage_documents
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
+from resources.usage_index_specs import PROMPTS
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import connection_info
 

@@ -20,10 +20,10 @@ from dagster import (
 )
 
 from assets.usage.alert_thresholds import usage_alert_thresholds
-from assets.usage.index_specs import INSIGHT_INDICES
 from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
 from orchestration.declared import declared_assets, declared_sensor
 from resources.settings import setting
+from resources.usage_index_specs import INSIGHT_INDICES
 
 # The MongoDB source (raw/usage_events + rejects, its watermark sensor) is declared in
 # assets/defs/usage/mongo_events/defs.yaml.

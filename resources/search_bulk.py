@@ -5,7 +5,8 @@ parse a reply item for every document. For the million-document prompt index tha
 Python per document, a third of the 2-core machine the search engine itself needs. Here a chunk's
 body is encoded in one pass by msgspec, and the engine filters its reply down to the failed items.
 
-Engine-neutral: the body goes through :meth:`resources.search.SearchResource.bulk_ndjson`.
+Engine-neutral: the body goes through the ``bulk_ndjson`` method of a
+:class:`resources.search_client.SearchClient` (any :class:`BulkSender`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
-if TYPE_CHECKING:
-    from resources.search import SearchResource
-
 DEFAULT_CHUNK_DOCS = 2000
 DEFAULT_MAX_CHUNK_BYTES = 20 * 1024 * 1024
+
+
+class BulkSender(Protocol):
+    """Sends one prebuilt NDJSON ``_bulk`` body; answers ``errors`` and the failed ``items``."""
+
+    def bulk_ndjson(self, body: bytes) -> dict[str, Any]: ...
 
 
 class BulkRejectedError(RuntimeError):
@@ -83,7 +87,7 @@ def ndjson_chunks(
 
 
 def bulk_index(
-    search: SearchResource,
+    search: BulkSender,
     index: str,
     docs: Iterable[Mapping[str, Any]],
     *,

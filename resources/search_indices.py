@@ -7,7 +7,7 @@ restores the refresh interval, refreshes, verifies the document count, then move
 the cluster applies atomically. Old versions beyond ``keep`` are pruned afterwards. Any failure before
 the switch deletes the half-built index and leaves the previous version serving.
 
-Works with OpenSearch and Elasticsearch clients through :class:`resources.search.SearchResource`.
+Works with OpenSearch and Elasticsearch clients through :class:`resources.search_client.SearchClient`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources.search import SearchResource
+from resources.search_client import SearchClient
 from resources.search_bulk import BulkRejectedError, bulk_index
 
 _VERSION_RE = r"_v\d{8}t\d{12}$"
@@ -78,7 +78,7 @@ def is_version_of(alias: str, index: str) -> bool:
     return re.fullmatch(re.escape(alias) + _VERSION_RE, index) is not None
 
 
-def versions_of(search: SearchResource, alias: str) -> list[str]:
+def versions_of(search: SearchClient, alias: str) -> list[str]:
     """Every built version of ``alias``, oldest first."""
     return sorted(name for name in search.list_indices(f"{alias}_v*") if is_version_of(alias, name))
 
@@ -100,7 +100,7 @@ def alias_switch_actions(
     return actions
 
 
-def _put_settings(search: SearchResource, index: str, settings: Mapping[str, Any]) -> None:
+def _put_settings(search: SearchClient, index: str, settings: Mapping[str, Any]) -> None:
     client = search.client()
     if search.engine == "opensearch":
         client.indices.put_settings(index=index, body={"index": dict(settings)})
@@ -108,7 +108,7 @@ def _put_settings(search: SearchResource, index: str, settings: Mapping[str, Any
         client.indices.put_settings(index=index, settings={"index": dict(settings)})
 
 
-def switch_alias(search: SearchResource, alias: str, new_index: str) -> list[str]:
+def switch_alias(search: SearchClient, alias: str, new_index: str) -> list[str]:
     """Point ``alias`` at ``new_index`` only, in one atomic ``_aliases`` request; return the old targets."""
     previous = [name for name in search.alias_indices(alias) if name != new_index]
     concrete = not previous and search.index_exists(alias) and not search.alias_indices(alias)
@@ -116,7 +116,7 @@ def switch_alias(search: SearchResource, alias: str, new_index: str) -> list[str
     return previous
 
 
-def prune_versions(search: SearchResource, alias: str, keep: int) -> list[str]:
+def prune_versions(search: SearchClient, alias: str, keep: int) -> list[str]:
     """Delete the oldest versions beyond ``keep`` (never the one the alias points at)."""
     serving = set(search.alias_indices(alias))
     versions = versions_of(search, alias)
@@ -126,7 +126,7 @@ def prune_versions(search: SearchResource, alias: str, keep: int) -> list[str]:
     return doomed
 
 
-def _discard(search: SearchResource, alias: str, name: str, log: Any) -> None:
+def _discard(search: SearchClient, alias: str, name: str, log: Any) -> None:
     """Delete a failed build, unless the alias switch went through after all (a lost response)."""
     try:
         if name in search.alias_indices(alias):
@@ -139,7 +139,7 @@ def _discard(search: SearchResource, alias: str, name: str, log: Any) -> None:
 
 
 def build_versioned_index(
-    search: SearchResource,
+    search: SearchClient,
     definition: IndexDefinition,
     docs: Iterable[Mapping[str, Any]],
     *,

@@ -3,7 +3,7 @@
 Every endpoint reads an insight index alias (``<USAGE_INDEX_PREFIX>usage_*``), so a rebuild in
 progress is invisible (the alias switches atomically) and the warehouse is never queried per request.
 The search client comes from ``SEARCH_URL`` / ``SEARCH_ENGINE`` (``ELASTICSEARCH_USER`` /
-``ELASTICSEARCH_PASSWORD`` when set) through :class:`resources.search.SearchResource`; tests override
+``ELASTICSEARCH_PASSWORD`` when set) through :class:`resources.search_client.SearchClient`; tests override
 the ``get_search`` / ``get_index_prefix`` dependencies.
 """
 
@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.schema import Day, Text
-from assets.usage.index_specs import ALERTS, DAILY, PROMPTS, TOP_USERS, InsightIndex
-from resources.search import SearchResource
+from resources.search_client import SearchClient
 from resources.settings import setting, setting_bool
+from resources.usage_index_specs import ALERTS, DAILY, PROMPTS, TOP_USERS, InsightIndex
 
 router = APIRouter(prefix="/insights", tags=["insights"])
 
@@ -32,16 +32,16 @@ USER_PATTERN = r"^[A-Za-z0-9_.@+\-]{1,100}$"
 
 
 @lru_cache(maxsize=1)
-def _search_from_settings() -> SearchResource:
-    return SearchResource(
+def _search_from_settings() -> SearchClient:
+    return SearchClient(
         url=setting("SEARCH_URL"),
-        engine=setting("SEARCH_ENGINE"),  # type: ignore[arg-type]
+        engine=setting("SEARCH_ENGINE"),
         username=os.environ.get("ELASTICSEARCH_USER") or None,
         password=os.environ.get("ELASTICSEARCH_PASSWORD") or None,
     )
 
 
-def get_search() -> SearchResource:
+def get_search() -> SearchClient:
     """The process-wide search client (one connection pool), from the environment."""
     if not setting_bool("SEARCH_ENABLED"):
         raise HTTPException(503, "search engine unavailable: not configured here (SEARCH_ENABLED=false)")
@@ -52,7 +52,7 @@ def get_index_prefix() -> str:
     return setting("USAGE_INDEX_PREFIX")
 
 
-SearchDep = Annotated[SearchResource, Depends(get_search)]
+SearchDep = Annotated[SearchClient, Depends(get_search)]
 PrefixDep = Annotated[str, Depends(get_index_prefix)]
 UserQuery = Annotated[
     str | None, Query(pattern=USER_PATTERN, description="Only this developer (user id)", examples=["u00042"])
@@ -141,7 +141,7 @@ class SearchResponse(BaseModel):
 # ----- helpers
 
 
-def _query(search: SearchResource, index: InsightIndex, prefix: str, **request: Any) -> dict[str, Any]:
+def _query(search: SearchClient, index: InsightIndex, prefix: str, **request: Any) -> dict[str, Any]:
     """Run a search on an insight alias; a missing index or an unreachable engine is a clear 503."""
     alias = index.alias(prefix)
     try:

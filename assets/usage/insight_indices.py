@@ -27,12 +27,12 @@ from dagster import (
 )
 
 from assets.automation import after_upstream_updates
-from assets.usage.index_specs import INSIGHT_INDICES, InsightIndex
 from resources.bulk_write import driver_connection, quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
 from resources.settings import setting_bool, setting_int
+from resources.usage_index_specs import INSIGHT_INDICES, InsightIndex
 from resources.warehouse import WarehouseResource
 
 SEARCH_PREFIX = "search"

@@ -4,9 +4,9 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from assets.usage.index_specs import INSIGHT_INDICES
 from resources.search_bulk import ndjson_chunks
 from resources.search_indices import alias_switch_actions, is_version_of, version_name
+from resources.usage_index_specs import INSIGHT_INDICES
 
 
 def test_version_names_sort_by_build_time_and_belong_to_their_alias() -> None:

@@ -1,6 +1,7 @@
 """The usage insight indices: names, explicit mappings, source tables. Shared by assets and the API.
 
-No Dagster import here, so the insights API can use it without loading the orchestration layer.
+The contract between the pipeline that builds the indices (``assets/usage/insight_indices.py``) and the
+read API that queries them, so it sits below both: no Dagster import, nothing from ``assets``.
 """
 
 from __future__ import annotations
