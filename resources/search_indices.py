@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources.search_client import SearchClient
 from resources.search_bulk import BulkRejectedError, bulk_index
+from resources.search_client import SearchClient
 
 _VERSION_RE = r"_v\d{8}t\d{12}$"
 
