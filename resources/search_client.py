@@ -145,13 +145,13 @@ class SearchClient:
         self.client().indices.refresh(index=index)
 
     # ----- documents
-    def bulk_ndjson(self, body: bytes) -> dict[str, Any]:
+    def bulk_ndjson(self, body: bytes, reply_filter: str = "errors,items.*.error") -> dict[str, Any]:
         """Send one prebuilt NDJSON ``_bulk`` body; the reply lists only the failed items.
 
         ``{"errors": false}`` when every document was indexed, else ``items`` holds one
         ``{"<op>": {"error": ...}}`` per refused document (the engine filters the rest out).
+        ``reply_filter`` (a ``filter_path``) asks for more, e.g. every item's ``status``.
         """
-        reply_filter = "errors,items.*.error"
         if self.engine == "opensearch":
             return _body(self.client().bulk(body=body, filter_path=reply_filter))
         return _body(self.client().bulk(operations=body, filter_path=reply_filter))
