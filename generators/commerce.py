@@ -18,21 +18,22 @@ compute expected aggregates from the generator itself. Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
 import multiprocessing as mp
 import random
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from tqdm import tqdm
+
+from generators import messages
+from generators.messages import DEFECTS, GeneratedEvent, SinkReport, break_message, encode, summary
+from generators.messages import seeded_uuid as _uuid
 
 __all__ = [
     "CATEGORIES",
@@ -103,17 +104,11 @@ CATEGORY_WEIGHTS = {
 }
 ADJECTIVES = ("Pro", "Classic", "Eco", "Ultra", "Compact", "Deluxe", "Smart", "Essential", "Premium", "Mini")
 PAYMENT_METHODS = (("credit_card", 55), ("debit_card", 15), ("paypal", 12), ("pix", 12), ("boleto", 6))
-BAD_KINDS: tuple[str, ...] = (
-    "bad_json",
-    "missing_field",
-    "wrong_type",
-    "unknown_event_type",
-    "oversized",
-    "not_an_object",
-)
+BAD_KINDS: tuple[str, ...] = DEFECTS
 # Bigger than the ingest's default COMMERCE_MAX_EVENT_BYTES (64 KiB).
 OVERSIZED_BYTES = 96 * 1024
-_encode = msgspec.json.encode
+REQUIRED_FIELDS = ("event_id", "event_type", "timestamp", "user_id", "session_id")
+CLIENT_ID = "afluente-commerce-generator"
 
 
 @dataclass(frozen=True)
@@ -125,20 +120,6 @@ class Product:
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "category": self.category, "price": self.price}
-
-
-@dataclass(frozen=True)
-class GeneratedEvent:
-    """One message: Kafka key, JSON value, and what it should become (for tests and reports)."""
-
-    key: str
-    value: bytes
-    event: dict[str, Any] | None  # the intended event when valid, else None
-    bad_kind: str | None = None
-
-    @property
-    def valid(self) -> bool:
-        return self.bad_kind is None
 
 
 @dataclass
@@ -166,10 +147,6 @@ def build_catalogue(size: int = 240, seed: int = 7) -> list[Product]:
         price = round(max(low, math.floor(price) + 0.99 if price > 10 else price), 2)
         products.append(Product(f"PROD{index + 1:05d}", f"{adjective} {noun} {index + 1}", category, price))
     return products
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 class _Simulator:
@@ -289,29 +266,25 @@ class _Simulator:
         return events[0]
 
 
+def _retype(event: dict[str, Any]) -> dict[str, Any]:
+    if "product" in event:
+        event["product"] = {**event["product"], "price": f"{event['product']['price']} USD"}
+    else:
+        event["user_id"] = 12345
+    return event
+
+
 def _break(event: dict[str, Any], kind: str, rng: random.Random) -> bytes:
     """Serialize ``event`` with one defect of ``kind``."""
-    if kind == "bad_json":
-        text = _encode(event)
-        return text[: max(1, len(text) // 2)]  # truncated mid-document
-    if kind == "missing_field":
-        broken = dict(event)
-        broken.pop(rng.choice(["event_id", "event_type", "timestamp", "user_id", "session_id"]))
-        return _encode(broken)
-    if kind == "wrong_type":
-        broken = dict(event)
-        if "product" in broken:
-            broken["product"] = {**broken["product"], "price": f"{broken['product']['price']} USD"}
-        else:
-            broken["user_id"] = 12345
-        return _encode(broken)
-    if kind == "unknown_event_type":
-        return _encode({**event, "event_type": rng.choice(["wishlist_add", "PAGEVIEW", "checkout"])})
-    if kind == "oversized":
-        return _encode({**event, "debug_blob": "x" * OVERSIZED_BYTES})
-    if kind == "not_an_object":
-        return _encode([event])
-    raise ValueError(f"unknown defect kind {kind!r}")
+    return break_message(
+        event,
+        kind,
+        rng,
+        required=REQUIRED_FIELDS,
+        retype=_retype,
+        unknown_types=("wishlist_add", "PAGEVIEW", "checkout"),
+        oversized_bytes=OVERSIZED_BYTES,
+    )
 
 
 def generate_events(
@@ -352,7 +325,7 @@ def generate_events(
             kind = BAD_KINDS[rng.randrange(len(BAD_KINDS))]
             yield GeneratedEvent(event["user_id"], _break(event, kind, rng), None, kind)
         else:
-            yield GeneratedEvent(event["user_id"], _encode(event), event)
+            yield GeneratedEvent(event["user_id"], encode(event), event)
         index += 1
         if clock is not None:
             clock += step
@@ -363,47 +336,8 @@ def generate_events(
 
 
 def producer_config(bootstrap_servers: str, acks: str = "all") -> dict[str, Any]:
-    """kafka-python producer settings tuned for throughput on a small machine.
-
-    Large batches with a short linger amortize the per-request cost; idempotence keeps per-key order
-    and avoids duplicates on retries. Install ``crc32c`` so batch checksums are computed in C.
-    """
-    return {
-        "bootstrap_servers": [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
-        "acks": acks,
-        "linger_ms": 20,
-        "batch_size": 256 * 1024,
-        "max_request_size": 4 * 1024 * 1024,
-        "enable_idempotence": True,
-        "client_id": "afluente-commerce-generator",
-    }
-
-
-@dataclass
-class SinkReport:
-    sent: int = 0
-    bad: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def add(self, item: GeneratedEvent) -> None:
-        self.sent += 1
-        if item.bad_kind:
-            self.bad[item.bad_kind] = self.bad.get(item.bad_kind, 0) + 1
-
-
-class _Pacer:
-    """Sleeps so that ``rate`` events per second are not exceeded (no-op when rate <= 0)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.started = time.perf_counter()
-
-    def wait(self, sent: int) -> None:
-        if self.rate <= 0:
-            return
-        ahead = sent / self.rate - (time.perf_counter() - self.started)
-        if ahead > 0:
-            time.sleep(ahead)
+    """The shared producer settings (:func:`generators.messages.producer_config`) for this generator."""
+    return messages.producer_config(bootstrap_servers, acks, CLIENT_ID)
 
 
 def produce_to_kafka(
@@ -412,39 +346,21 @@ def produce_to_kafka(
     topic: str,
     *,
     rate: float = 0.0,
-    progress: tqdm | None = None,
+    progress: Any = None,
     acks: str = "all",
     producer: Any = None,
 ) -> SinkReport:
-    """Send ``events`` keyed by user id; ``rate`` events/s (0 = as fast as possible). Flushes at the end."""
-    from kafka import KafkaProducer
-
-    own = producer is None
-    producer = producer or KafkaProducer(**producer_config(bootstrap_servers, acks))
-    report = SinkReport()
-    pacer = _Pacer(rate)
-    started = time.perf_counter()
-    failures: list[BaseException] = []
-    try:
-        for item in events:
-            future = producer.send(topic, key=item.key.encode(), value=item.value)
-            if report.sent % 10_000 == 0:
-                future.add_errback(failures.append)
-            report.add(item)
-            if progress is not None and report.sent % 1000 == 0:
-                progress.update(1000)
-            if rate > 0:
-                pacer.wait(report.sent)
-        producer.flush()
-    finally:
-        if own:
-            producer.close()
-    if failures:
-        raise RuntimeError(f"Kafka rejected messages: {failures[0]!r}")
-    if progress is not None:
-        progress.update(report.sent % 1000)
-    report.seconds = time.perf_counter() - started
-    return report
+    """Send ``events`` keyed by user id (:func:`generators.messages.produce_to_kafka`)."""
+    return messages.produce_to_kafka(
+        events,
+        bootstrap_servers,
+        topic,
+        rate=rate,
+        progress=progress,
+        acks=acks,
+        producer=producer,
+        client_id=CLIENT_ID,
+    )
 
 
 def write_jsonl_files(
@@ -457,31 +373,10 @@ def write_jsonl_files(
     compress: bool = False,
     progress: tqdm | None = None,
 ) -> tuple[SinkReport, list[Path]]:
-    """Write ``files`` JSONL files of ``per_file`` lines; each appears atomically (``.part`` then rename)."""
-    out.mkdir(parents=True, exist_ok=True)
-    report = SinkReport()
-    started = time.perf_counter()
-    written: list[Path] = []
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    iterator = iter(events)
-    for number in range(1, files + 1):
-        suffix = ".jsonl.gz" if compress else ".jsonl"
-        final = out / f"{prefix}_{stamp}_{number:03d}{suffix}"
-        partial = final.with_name(final.name + ".part")
-        opener = gzip.open if compress else open
-        with opener(partial, "wb") as handle:
-            for _ in range(per_file):
-                item = next(iterator, None)
-                if item is None:
-                    break
-                handle.write(item.value.replace(b"\n", b" ") + b"\n")
-                report.add(item)
-                if progress is not None:
-                    progress.update(1)
-        partial.rename(final)
-        written.append(final)
-    report.seconds = time.perf_counter() - started
-    return report, written
+    """JSONL files named ``commerce_events_*`` (:func:`generators.messages.write_jsonl_files`)."""
+    return messages.write_jsonl_files(
+        events, out, files=files, per_file=per_file, prefix=prefix, compress=compress, progress=progress
+    )
 
 
 _COUNTER: Any = None
@@ -675,13 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report = _run_kafka(args)
         where = f"topic {args.topic} at {args.kafka}"
-    bad = sum(report.bad.values())
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(report.bad.items())) or "none"
-    rate = report.sent / report.seconds if report.seconds else 0.0
-    print(
-        f"sent {report.sent} events ({bad} malformed: {detail}) to {where} "
-        f"in {report.seconds:.1f}s ({rate:,.0f} events/s)"
-    )
+    print(summary(report, where))
     return 0
 
 
