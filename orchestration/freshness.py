@@ -29,7 +29,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from dagster import (
@@ -55,6 +55,7 @@ from dagster import (
     sensor,
 )
 
+from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, Status, freshness_status, utc_now
 from resources.settings import setting_bool, setting_int
 from resources.warehouse import WarehouseResource
 
@@ -62,8 +63,6 @@ AGGREGATE_PREFIXES: tuple[str, ...] = ("mart", "search")
 SEARCH_PREFIX = "search"
 FRESHNESS_CHECK_NAME = "freshness"
 FRESHNESS_SENSOR_NAME = "aggregate_freshness_sensor"
-OPS_SCHEMA = "ops"
-FRESHNESS_TABLE = "freshness"
 
 # Domain (asset group) -> (setting, minutes per unit). Other groups use FRESHNESS_DEFAULT_MINUTES.
 THRESHOLD_SETTINGS: dict[str, tuple[str, int]] = {
@@ -75,13 +74,7 @@ DEFAULT_THRESHOLD_SETTING = "FRESHNESS_DEFAULT_MINUTES"
 # A sensor tick must stay well below the gRPC timeout even when a run holds the DuckDB file.
 _SENSOR_LOCK_TIMEOUT_S = 15.0
 
-Status = Literal["fresh", "stale", "never"]
 Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    """Naive UTC now: the warehouse stores every timestamp as naive UTC."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def threshold_for(domain: str) -> tuple[dt.timedelta, str]:
@@ -198,15 +191,6 @@ class FreshnessEvaluation:
         """What the sensor remembers: a change of status or of the last update re-reports the check."""
         last = self.last_updated_at.isoformat() if self.last_updated_at else None
         return [self.status, last]
-
-
-def freshness_status(
-    last_updated_at: dt.datetime | None, threshold: dt.timedelta, now: dt.datetime
-) -> Status:
-    """Dagster's time-window rule: stale once the last update is at least ``threshold`` old."""
-    if last_updated_at is None:
-        return "never"
-    return "stale" if now - last_updated_at >= threshold else "fresh"
 
 
 def last_materialized_at(instance: DagsterInstance, key: AssetKey) -> dt.datetime | None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.db import Database, Db, NotMaterializedError, WarehouseUnavailableError
 from api.schema import Instant, UtcDateTime
-from orchestration.freshness import FRESHNESS_TABLE, OPS_SCHEMA, freshness_status
+from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, freshness_status
 from resources.settings import setting_int
 
 router = APIRouter(prefix="/ops", tags=["ops"])
