@@ -210,6 +210,12 @@ SETTINGS: tuple[Setting, ...] = (
         "50000",
         "Commands each API worker remembers for Idempotency-Key retries and /status (LRU)",
     ),
+    Setting(
+        "SUBSCRIPTIONS_RESPONSES_TOPIC",
+        "response_events",
+        "Kafka topic the subscriptions processing publishes each command's outcome to "
+        "(keyed by correlation_id)",
+    ),
     # operations: freshness of aggregates (mart/*, search/*) and API health
     Setting(
         "EXPORTS_FRESHNESS_HOURS",
