@@ -122,10 +122,12 @@ class ErrorAnswer(BaseModel):
     detail: str
 
 
-NOT_PRODUCED = {
+NOT_PRODUCED: dict[int | str, dict[str, Any]] = {
     503: {
         "model": ErrorAnswer,
         "description": "The table or index is not produced yet (materialize it), or the store is unreachable",
     }
 }
-NOT_FOUND = {404: {"model": ErrorAnswer, "description": "Nothing matches the filters"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorAnswer, "description": "Nothing matches the filters"}
+}

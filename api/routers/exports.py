@@ -62,7 +62,8 @@ def resumo(
         if row is None:
             raise HTTPException(status_code=404, detail="no export data loaded yet")
         return {**row, "anos": row["anos"] or [], "filters": {}}
-    conditions, params = [], {}
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
     if ano is not None:
         conditions.append("ano = :ano")
         params["ano"] = ano

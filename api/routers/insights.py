@@ -259,7 +259,9 @@ def daily(
         )
         for bucket in response["aggregations"]["days"]["buckets"]
     ]
-    return DailyResponse(date_from=date_from, date_to=date_to, user=user, ide=ide, days=days)
+    return DailyResponse.model_validate(
+        {"from": date_from, "to": date_to, "user": user, "ide": ide, "days": days}
+    )
 
 
 @router.get("/alerts", response_model=AlertsResponse, summary="Usage alerts (daily limit, spikes)")
