@@ -249,13 +249,14 @@ def log_file() -> str | None:
     path = setting("AFLUENTE_LOG_FILE").strip()
     if not path:
         return None
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # uvicorn's dictConfig opens it as is
     return path
 
 
 def _file_handler(path: str) -> logging.Handler:
     # Appends (O_APPEND: whole lines from several processes do not interleave); WatchedFileHandler
     # reopens the file after a rotation renamed it, so the new lines go to the new file.
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     handler.set_name("afluente")

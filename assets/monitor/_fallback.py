@@ -97,6 +97,9 @@ class FallbackSpool:
 
         ``new_segment`` starts a new segment instead of appending to the last one (a replay moving
         the documents still to send out of the segment it is about to delete)."""
+        documents = list(documents)
+        if not documents:
+            return 0, 0
         self.directory.mkdir(parents=True, exist_ok=True)
         segments = self.segments()
         total = sum(p.stat().st_size for p in segments)
