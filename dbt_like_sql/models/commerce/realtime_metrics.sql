@@ -8,6 +8,7 @@ description: >
   events per type, active users and sessions, transactions and revenue (seed /api/metrics/realtime).
 owners: ["team:commerce"]
 tags: {layer: mart, domain: commerce}
+automation: eager   # (re)created after new events, so it exists wherever events landed (files too)
 columns:
   events: {description: Events with event_timestamp in the last 60 s (UTC), tests: [not_null]}
   revenue: {description: Purchase amounts in the window, tests: [not_null, {range: {min: 0}}]}
