@@ -1,0 +1,1 @@
+"""The subscriptions platform domain (seed streaming-polyglot-platform): commands, outcomes, marts."""
