@@ -298,3 +298,26 @@ def test_asset_metadata_shows_the_backlog_and_the_sensor_requests_the_replay(
     assert _ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
     idle = tick()
     assert isinstance(idle, SensorResult) and not idle.run_requests, "nothing new, backlog empty"
+
+
+def test_a_document_the_engine_refuses_is_kept_with_its_reason_and_does_not_block_the_replay(
+    warehouse: WarehouseResource,
+    kafka: KafkaResource,
+    search: SearchResource,
+    search_index_prefix: str,
+    tmp_path: Path,
+) -> None:
+    alias = f"{search_index_prefix}system_logs"
+    config = _config(alias, tmp_path)
+    now = dt.datetime.now(dt.UTC)
+    index = daily_index(alias, now.date())
+    good = {"doc_id": "t-0-1", "@timestamp": now.isoformat(), "kind": "event", "partition": 0}
+    bad = {**good, "doc_id": "t-0-2", "partition": "not a number"}
+    config.spool().append([(index, good), (index, bad)])
+
+    report = run_pass(config, warehouse, kafka, search)
+    assert report.replayed == 1 and report.rejected == 1 and report.backlog.documents == 0
+    (kept,) = (tmp_path / "fallback" / "rejected").glob("rejected-*.jsonl")
+    row = json.loads(kept.read_text())
+    assert row["document"]["doc"]["doc_id"] == "t-0-2" and row["reason"].startswith("400 ")
+    assert _ids(search, alias) == Counter({"t-0-1": 1})
