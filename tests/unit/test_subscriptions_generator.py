@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.commands import correlation_id_for, new_user_id
+from assets.subscriptions.decode import decode_commands
 from api.routers.subscriptions import Assinatura, Config, NovoUsuario, Pagamento
 from generators.messages import DEFECTS, GeneratedEvent
 from generators.subscriptions import EVENT_TYPES, PLANS, generate_commands, main
@@ -97,6 +98,15 @@ def test_exact_malformed_share_on_top_of_the_valid_stream() -> None:
     assert not any(_is_valid_envelope(i.value) for i in bad)
     with pytest.raises(ValueError):
         next(generate_commands(users=5, bad_share=1.0))
+
+
+def test_the_domain_decoder_dead_letters_exactly_the_malformed_messages() -> None:
+    items = _commands(bad_share=0.05)
+    decoded = decode_commands([i.value for i in items])
+    assert list(decoded.dead_rows) == [n for n, i in enumerate(items) if not i.valid]
+    assert decoded.events.num_rows == sum(i.valid for i in items)
+    reasons = {reason.split(":")[0] for reason in decoded.dead_reasons}
+    assert {"invalid_json", "missing_field", "wrong_type", "unknown_event_type"} <= reasons
 
 
 def test_commands_are_consistent_over_time_and_rejections_exist() -> None:
