@@ -12,8 +12,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.commands import correlation_id_for, new_user_id
-from assets.subscriptions.decode import decode_commands
 from api.routers.subscriptions import Assinatura, Config, NovoUsuario, Pagamento
+from assets.subscriptions.decode import decode_commands
 from generators.messages import DEFECTS, GeneratedEvent
 from generators.subscriptions import EVENT_TYPES, PLANS, generate_commands, main
 
