@@ -173,6 +173,7 @@ def test_freshness_statuses_follow_the_configured_thresholds(
     monkeypatch.setenv("EXPORTS_FRESHNESS_HOURS", "2")
     monkeypatch.setenv("COMMERCE_FRESHNESS_MINUTES", "30")
     monkeypatch.setenv("USAGE_FRESHNESS_MINUTES", "45")
+    monkeypatch.setenv("FRESHNESS_DEFAULT_MINUTES", "50")  # every other domain (e.g. subscriptions)
     aggregates = record(
         warehouse,
         {
@@ -192,7 +193,7 @@ def test_freshness_statuses_follow_the_configured_thresholds(
     assert by_key["mart/usage_daily"]["last_updated_at"] is None
     expected_minutes = {"exports": 120, "commerce": 30, "usage": 45}
     for item in report["aggregates"]:
-        assert item["threshold_minutes"] == expected_minutes[item["domain"]], item["asset_key"]
+        assert item["threshold_minutes"] == expected_minutes.get(item["domain"], 50), item["asset_key"]
     assert 9.5 <= by_key["mart/commerce_summary"]["age_minutes"] <= 11
     assert report["status"] == "degraded"
     assert report["counts"] == {"fresh": len(aggregates) - 3, "stale": 2, "never": 1}
