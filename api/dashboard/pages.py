@@ -1,7 +1,8 @@
 """Dashboard HTML pages and their static files (Plotly from the installed package, no CDN).
 
 Pages carry no data: their scripts fetch the JSON endpoints (``/api/metrics/*``, ``/metrics/*``,
-``/insights/*``, ``/ops/*``, ``/health``), so what a chart shows is exactly what the API answers.
+``/insights/*``, ``/v1/subscriptions/*``, ``/ops/*``, ``/health``), so what a chart shows is exactly
+what the API answers.
 """
 
 from pathlib import Path
@@ -25,6 +26,7 @@ PAGES: dict[str, str] = {
     "commerce": "Commerce",
     "exports": "Exports",
     "usage": "AI usage",
+    "subscriptions": "Subscriptions",
     "operations": "Operations",
     "lineage": "Column lineage",
 }

@@ -25,7 +25,7 @@ from resources.warehouse import WarehouseResource, dispose_engines
 from services import ConnectionInfo
 from tests.browser.conftest import REPO, Browser, screenshot, serve
 
-PAGES = ("commerce", "exports", "usage", "operations", "lineage")
+PAGES = ("commerce", "exports", "usage", "subscriptions", "operations", "lineage")
 LINEAGE_MODEL = "mart.commerce_top_products"
 
 
@@ -66,6 +66,8 @@ def demo_site(
           "--days", "3", "--no-progress"], env)  # fmt: skip
     _run(["-m", "generators.usage", "--docs", "2000", "--out", str(landing / "usage"),
           "--format", "jsonl"], env)  # fmt: skip
+    _run(["-m", "generators.subscriptions", "--users", "300", "--days", "75", "--bad-share", "0.01",
+          "--out", str(landing / "subscriptions"), "--no-progress"], env)  # fmt: skip
     out = _run(["-m", "orchestration.demo"], env)
     assert "FAILED" not in out, out
 
@@ -180,6 +182,42 @@ def _check_usage(page: Page, api: httpx.Client) -> None:
         assert "No prompt matches" in page.locator("#search-results").locator("..").inner_text()
 
 
+def _check_subscriptions(page: Page, api: httpx.Client) -> None:
+    months = api.get("/v1/subscriptions/mrr").json()
+    assert len(months) >= 3  # --days 75: a history of months, with movement
+    x = [m["month"] for m in months]
+    *moves, line = _traces(page, "mrr")
+    assert line["x"] == x and line["y"] == [float(m["mrr"]) for m in months]
+    signs = (("new_mrr", 1), ("expansion_mrr", 1), ("contraction_mrr", -1), ("churned_mrr", -1))
+    for trace, (field, sign) in zip(moves, signs, strict=True):
+        assert trace["x"] == x and trace["y"] == [sign * float(m[field]) for m in months], field
+    churn = [
+        (m["month"], float(m["churned_mrr"]) / float(before["mrr"]) * 100)
+        for before, m in zip(months, months[1:], strict=False)
+        if float(before["mrr"]) > 0
+    ]
+    (rates,) = _traces(page, "churn")
+    assert rates["x"] == [month for month, _ in churn] and rates["y"] == [pct for _, pct in churn]
+    assert any(pct > 0 for _, pct in churn)
+
+    plans = api.get("/v1/subscriptions/active-by-plan").json()
+    (bars,) = _traces(page, "active-by-plan")
+    assert bars["x"] == [p["plano"] for p in plans] and len(plans) >= 3
+    assert bars["y"] == [float(p["active_subscriptions"]) for p in plans]
+
+    methods = api.get("/v1/subscriptions/payments-by-method").json()
+    approved, declined = _traces(page, "payments-by-method")
+    assert approved["x"] == declined["x"] == [m["metodo"] for m in methods]
+    assert approved["y"] == [float(m["succeeded"]) for m in methods]
+    assert declined["y"] == [float(m["failed"]) for m in methods] and sum(declined["y"]) > 0
+
+    days = api.get("/v1/subscriptions/new-users").json()
+    new, total = _traces(page, "new-users")
+    assert new["x"] == total["x"] == [d["signup_date"] for d in days] and len(days) > 30
+    assert new["y"] == [float(d["new_users"]) for d in days]
+    assert total["y"] == [float(d["total_users"]) for d in days]
+
+
 def _check_operations(page: Page, api: httpx.Client) -> None:
     health = api.get("/health").json()
     assert page.locator("#health").get_attribute("data-status") == health["status"]
@@ -216,6 +254,7 @@ CHECKS = {
     "commerce": _check_commerce,
     "exports": _check_exports,
     "usage": _check_usage,
+    "subscriptions": _check_subscriptions,
     "operations": _check_operations,
     "lineage": _check_lineage,
 }

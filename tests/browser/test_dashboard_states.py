@@ -12,6 +12,7 @@ CHARTS = {
     "commerce": ("timeline", "funnel", "top-products", "categories", "realtime"),
     "exports": ("by-country", "by-sector", "by-year"),
     "usage": ("top-users", "daily", "alerts"),
+    "subscriptions": ("mrr", "churn", "active-by-plan", "payments-by-method", "new-users"),
 }
 # Chromium logs every non-2xx fetch; a 503 is how the API says "not built yet", so it is expected here.
 EXPECTED_CONSOLE = "Failed to load resource: the server responded with a status of 503"
@@ -28,7 +29,7 @@ def test_pages_show_not_built_and_not_available_states(browser: Browser, tmp_pat
     app.dependency_overrides[get_search] = lambda: absent
     with serve(app) as base:
         seen: dict[str, list[str]] = {}
-        for name in ("commerce", "exports", "usage", "operations", "lineage"):
+        for name in ("commerce", "exports", "usage", "subscriptions", "operations", "lineage"):
             page, errors = browser.open()
             page.goto(f"{base}/dashboard/{name}")
             page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 1", timeout=60_000)
@@ -39,7 +40,7 @@ def test_pages_show_not_built_and_not_available_states(browser: Browser, tmp_pat
                     expected = ("not-built", "Not built yet: data not available yet")
                 assert (state, text[: len(expected[1])]) == expected, (name, chart, text)
                 assert page.locator(f"#{chart}").is_hidden()
-            if name == "commerce":
+            if name in ("commerce", "subscriptions"):
                 assert "Not built yet" in page.locator("#summary").inner_text()
             if name == "usage":
                 assert "Search engine not available" in page.locator("#engine-banner").inner_text()
@@ -56,5 +57,5 @@ def test_pages_show_not_built_and_not_available_states(browser: Browser, tmp_pat
             page.close()
     for name, errors in seen.items():
         assert [e for e in errors if not e.startswith(EXPECTED_CONSOLE)] == [], name
-    assert seen["commerce"] and seen["usage"]  # the 503 answers did reach the pages
+    assert seen["commerce"] and seen["usage"] and seen["subscriptions"]  # the 503 answers reached the pages
     assert seen["lineage"] == []

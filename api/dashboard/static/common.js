@@ -86,8 +86,12 @@ const Dash = {
 
   // Fetch url and draw build(body) -> {data, layout} (or null when there is nothing to draw).
   async chart(id, url, build, emptyMessage) {
+    return Dash.draw(id, url, await Dash.get(url), build, emptyMessage);
+  },
+
+  // Draw build(body) of an answer already fetched from url (several charts of one endpoint fetch once).
+  async draw(id, url, res, build, emptyMessage) {
     const el = document.getElementById(id);
-    const res = await Dash.get(url);
     if (!res.ok) {
       const [state, message] = Dash.describe(res);
       Dash.notice(el, state, message);
