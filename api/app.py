@@ -99,7 +99,7 @@ def main() -> None:
 
     import uvicorn
 
-    from orchestration.json_logs import uvicorn_log_config
+    from resources.json_logging import uvicorn_log_config
 
     host = os.environ.get("API_HOST", "127.0.0.1")
     port = int(os.environ.get("API_PORT", "8000"))

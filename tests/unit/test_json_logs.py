@@ -18,8 +18,9 @@ from orchestration.json_logs import (
     json_logger,
     log_context,
     unconfigure_logging,
-    uvicorn_log_config,
 )
+from resources import json_logging
+from resources.json_logging import uvicorn_log_config
 
 CORE = ["ts", "level", "logger", "message", "run_id", "job", "step_key", "asset_key"]
 
@@ -168,7 +169,8 @@ def test_uvicorn_log_config_is_a_valid_dict_config(fmt: str) -> None:
     assert {"uvicorn", "uvicorn.error", "uvicorn.access", *PLATFORM_LOGGERS} <= set(config["loggers"])
     logging.config.dictConfig(config)
     handler = logging.getLogger("uvicorn.access").handlers[0]
-    assert isinstance(handler.formatter, JsonFormatter) == (fmt == "json")
+    # The read API's formatter: the platform's line format without Dagster's context.
+    assert isinstance(handler.formatter, json_logging.JsonFormatter) == (fmt == "json")
     record = logging.getLogger("uvicorn.access").makeRecord(
         "uvicorn.access",
         logging.INFO,
