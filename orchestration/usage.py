@@ -22,7 +22,7 @@ from dagster import (
 from assets.usage.alert_thresholds import usage_alert_thresholds
 from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
 from orchestration.declared import declared_assets, declared_sensor
-from resources.settings import setting
+from resources.settings import setting, setting_bool
 from resources.usage_index_specs import INSIGHT_INDICES
 
 # The MongoDB source (raw/usage_events + rejects, its watermark sensor) is declared in
@@ -58,15 +58,25 @@ def rebuildable_indices(instance: DagsterInstance) -> tuple[list[AssetKey], list
     return ready, missing
 
 
+SEARCH_ENABLED = setting_bool("SEARCH_ENABLED")
+
+
 @schedule(
     name="rebuild_usage_insight_indices_hourly",
     job=rebuild_usage_indices_job,
     cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
     execution_timezone=setting("AFLUENTE_TIMEZONE"),
-    default_status=DefaultScheduleStatus.RUNNING,
+    # Without a search engine every run would fail: stopped, and the description says why.
+    default_status=DefaultScheduleStatus.RUNNING if SEARCH_ENABLED else DefaultScheduleStatus.STOPPED,
     description=(
         "Hourly rebuild of the insight indices whose source marts exist (automation also rebuilds "
         "them when usage lands); skips with a reason while no usage mart has been built."
+        + (
+            ""
+            if SEARCH_ENABLED
+            else " Stopped: no search engine is configured here (SEARCH_ENABLED=false), so a rebuild "
+            "could only fail; set SEARCH_ENABLED=true with SEARCH_URL pointing at OpenSearch/Elasticsearch."
+        )
     ),
 )
 def rebuild_usage_indices_hourly(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
