@@ -26,7 +26,7 @@ from assets.monitor._pass import MonitorConfig, run_pass
 from assets.monitor._sensor import build_monitor_sensor
 from resources.kafka import KafkaResource
 from resources.search import SearchResource
-from resources.settings import setting_bool, setting_int
+from resources.settings import setting, setting_bool, setting_int
 from resources.warehouse import WarehouseResource
 
 
@@ -42,6 +42,7 @@ class SystemLogsMonitor(Component, Resolvable, Model):
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         key = AssetKey.from_user_string(self.asset_key)
+        alias = setting("SYSTEM_LOGS_ALIAS")  # as loaded; each run reads it again
 
         @asset(
             key=key,
@@ -50,6 +51,7 @@ class SystemLogsMonitor(Component, Resolvable, Model):
             description=self.description or None,
             kinds={"python", "kafka", "opensearch"},
             tags={"layer": "search"},
+            metadata={"index_name": alias, "index_pattern": f"{alias}-YYYY.MM.DD"},
         )
         def _system_logs(
             context: AssetExecutionContext,

@@ -105,6 +105,7 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
     }
     assert {s.name for s in defs.schedules} >= {
         "refresh_export_reports_daily",
+        "system_logs_sensor",
         "rebuild_usage_insight_indices_hourly",
         "commerce_data_tests_schedule",
     }

@@ -25,6 +25,7 @@ EXPECTED_MINUTES = {
     "exports": setting_int("EXPORTS_FRESHNESS_HOURS") * 60,
     "commerce": setting_int("COMMERCE_FRESHNESS_MINUTES"),
     "usage": setting_int("USAGE_FRESHNESS_MINUTES"),
+    "monitor": setting_int("FRESHNESS_DEFAULT_MINUTES"),  # search/system_logs
 }
 
 
