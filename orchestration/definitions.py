@@ -13,7 +13,7 @@ from dagster.components import load_from_defs_folder
 from assets.automation import for_sql_model
 from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
-from orchestration import commerce, exports, usage
+from orchestration import commerce, exports, subscriptions, usage
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger
@@ -52,6 +52,7 @@ defs = Definitions.merge(
     exports.defs,
     commerce.defs,
     usage.defs,
+    subscriptions.defs,
     Definitions(
         assets=sql_model_assets,
         sensors=[automation_sensor],
