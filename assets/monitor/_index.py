@@ -75,20 +75,20 @@ def write_documents(
                 continue
             failed = 0
             for item in reply.get("items") or []:
-                result = next(iter(item.values()), {})
+                result: dict[str, Any] = next(iter(item.values()), {})
                 status = int(result.get("status") or 0)
                 if status < 300:
                     continue
                 failed += 1
-                doc = by_id.get(str(result.get("_id")))
-                if doc is None:
+                refused = by_id.get(str(result.get("_id")))
+                if refused is None:
                     continue
                 if status == 429 or status >= 500:
-                    outcome.retry.append((index, doc))
+                    outcome.retry.append((index, refused))
                 else:
                     error = result.get("error") or {}
                     outcome.rejected.append(
-                        (f"{status} {error.get('type')}: {error.get('reason')}", (index, doc))
+                        (f"{status} {error.get('type')}: {error.get('reason')}", (index, refused))
                     )
             outcome.indexed += chunk.documents - failed
     return outcome
