@@ -10,7 +10,7 @@ retry names the same command. Each API process remembers the commands it produce
 ``SUBSCRIPTIONS_IDEMPOTENCY_CACHE_SIZE``) and answers a retry it knows without producing again; a
 retry that races the first attempt in the same process waits for it. A retry reaching another worker
 (or this one after a restart or eviction) produces a second event with the *same* correlation id,
-which processing counts once. Reusing a key for a different request is refused (422).
+which processing counts once. Reusing a key for a different request is refused (409).
 """
 
 from __future__ import annotations

@@ -121,14 +121,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(url: str, cache: bool, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    url: str, cache: bool, workers: int, factory: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m api`` (or uvicorn over another app ``factory``, ``module:function``); its base URL."""
     port = _free_port()
     env = {
         **os.environ, "WAREHOUSE_URL": url, "API_HOST": "127.0.0.1", "API_PORT": str(port),
         "API_WORKERS": str(workers), "API_CACHE": "true" if cache else "false", "API_AUTH": "false",
         "API_METRICS_KAFKA_LAG": "false", "AFLUENTE_LOG_LEVEL": "WARNING",
     }  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "api"]
+    if factory is not None:
+        command = [
+            sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -146,16 +155,20 @@ _PERCENTILE = re.compile(r"^\s+(\d+)%+ in ([\d.]+) secs", re.M)
 _STATUS = re.compile(r"^\s+\[(\d{3})\]\s+(\d+) responses", re.M)
 
 
-def hey(binary: Path, url: str, seconds: int, concurrency: int) -> dict[str, Any]:
-    """One ``hey`` run: requests/s, latency percentiles (ms), answers per status."""
+def hey(binary: Path, url: str, seconds: int, concurrency: int, *options: str) -> dict[str, Any]:
+    """One ``hey`` run: requests/s, latency percentiles (ms), answers per status, transport errors.
+
+    ``options`` go to hey before the URL, e.g. ``"-m", "POST", "-T", "application/json", "-d", body``.
+    """
     output = subprocess.run(
-        [str(binary), "-z", f"{seconds}s", "-c", str(concurrency), "-disable-compression", url],
+        [str(binary), "-z", f"{seconds}s", "-c", str(concurrency), "-disable-compression", *options, url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     percentiles = {int(p): float(s) * 1000 for p, s in _PERCENTILE.findall(output)}
     statuses = {int(code): int(n) for code, n in _STATUS.findall(output)}
-    errors = len(re.findall(r"^\s+\[\d+\]\s+Get ", output, re.M))
+    # "Error distribution:" lines: "  [count]\tGet|Post "url": reason"
+    errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+(?:Get|Post) ", output, re.M))
     return {
         "rps": rps,
         "p50_ms": percentiles.get(50),
@@ -163,6 +176,7 @@ def hey(binary: Path, url: str, seconds: int, concurrency: int) -> dict[str, Any
         "p99_ms": percentiles.get(99),
         "statuses": statuses,
         "non_200": sum(n for code, n in statuses.items() if code != 200) + errors,
+        "errors": errors,
     }
 
 

@@ -23,6 +23,7 @@ from schemathesis import Case
 
 from api.app import create_app
 from orchestration.freshness import utc_now
+from resources.kafka import KafkaResource
 from resources.search import SearchResource
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import ConnectionInfo
@@ -58,19 +59,26 @@ nothing_produced = _schema(nothing_produced=True)
 populated = _schema(nothing_produced=False)
 
 
-# A real key with every reading role: access control is on, as in production, so the schema's
-# security requirement is true (schemathesis also checks that a missing or wrong key is refused).
+# A real key with every role: access control is on, as in production, so the schema's security
+# requirement is true (schemathesis also checks that a missing or wrong key is refused). Commands go
+# to a topic of their own on the real Kafka.
 _KEY = "schema-test-key"
-_KEY_ENTRY = f"schema-test:viewer+ops:{hashlib.sha256(_KEY.encode()).hexdigest()}"
+_KEY_ENTRY = f"schema-test:viewer+ops+writer:{hashlib.sha256(_KEY.encode()).hexdigest()}"
 
 
 @pytest.fixture(scope="module")
-def api_env() -> Iterator[None]:
+def api_env(kafka_server: ConnectionInfo, request: pytest.FixtureRequest) -> Iterator[None]:
+    kafka = KafkaResource(bootstrap_servers=kafka_server.url)
+    topic = unique_name(request, 200, sep=".")
+    kafka.create_topic(topic)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("API_AUTH", "true")
         monkeypatch.setenv("API_KEYS", _KEY_ENTRY)
         monkeypatch.setenv("API_RATE_LIMIT", "off")  # a few thousand requests from one key
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_server.url)
+        monkeypatch.setenv("SUBSCRIPTIONS_COMMANDS_TOPIC", topic)
         yield
+    kafka.delete_topic(topic)
 
 
 # ----- per engine, one empty and one populated warehouse for the whole module (populating takes seconds)

@@ -1,0 +1,131 @@
+"""Benchmark: the subscriptions command API (``POST`` → ``202``) under 50 concurrent clients.
+
+Two variants of the same app, served the same way (uvicorn, ``--workers`` processes, one per core by
+default) in the same run, each taking ``--concurrency`` clients for ``--seconds`` with ``hey`` on
+``POST /usuarios/{id}/pagamento`` (validated body, a new correlation id per request):
+
+* ``kafka``: the production path — the event goes to a fresh topic and the 202 waits for the broker's
+  acknowledgement (idempotent producer, ``acks=all``);
+* ``insert``: the baseline — one synchronous INSERT (own transaction, committed) per request into
+  PostgreSQL (``bench.commands_baseline``).
+
+Afterwards every 202 is looked for where it should be (topic end offsets / table rows). Commands/s,
+p50/p95/p99 and the targets (≥ 2,000 commands/s, p95 < 50 ms) are printed and written to
+``bench/out/commands_load.json``. Usage::
+
+    python -m bench.commands_load [--seconds 30] [--concurrency 50] [--workers 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.api_load import OUT, hey, hey_binary, serve
+from bench.commands_baseline import TABLE_DDL
+from bench.exports_load import _drop_warehouse, _fresh_warehouse
+from resources.kafka import KafkaResource
+from resources.settings import setting
+
+PATH = "/usuarios/u-bench-1/pagamento"
+BODY = json.dumps({"valor": "39.90", "metodo": "pix"})
+TARGET_RPS = 2000
+TARGET_P95_MS = 50.0
+VARIANTS = {"kafka": "api.app:create_app", "insert": "bench.commands_baseline:baseline_app"}
+
+
+def _stored(variant: str, kafka: KafkaResource, topic: str, url: str) -> int:
+    """How many commands reached their store: messages in the topic, or rows in the baseline table."""
+    if variant == "kafka":
+        return sum(kafka.end_offsets(topic).values())
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COUNT(*) FROM bench_commands")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def run(seconds: int, concurrency: int, workers: int) -> dict[str, Any]:
+    """Both variants against one fresh PostgreSQL database and one fresh 3-partition topic."""
+    binary = hey_binary()
+    kafka = KafkaResource(bootstrap_servers=setting("KAFKA_BOOTSTRAP_SERVERS"))
+    topic = f"bench.commands.{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=3)
+    os.environ["SUBSCRIPTIONS_COMMANDS_TOPIC"] = topic  # serve() hands the environment to the API
+    options = ("-m", "POST", "-T", "application/json", "-d", BODY)
+    results: dict[str, Any] = {
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "workers": workers,
+        "path": PATH,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        warehouse = _fresh_warehouse("postgres", Path(tmp))
+        try:
+            with sa.create_engine(warehouse.url).begin() as conn:
+                conn.execute(sa.text(TABLE_DDL))
+            for variant, factory in VARIANTS.items():
+                process, base = serve(warehouse.url, False, workers, factory)
+                try:
+                    warm = hey(binary, base + PATH, 2, 4, *options)  # producers/pools created
+                    measured = hey(binary, base + PATH, seconds, concurrency, *options)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                accepted = warm["statuses"].get(202, 0) + measured["statuses"].get(202, 0)
+                measured["accepted_per_s"] = measured["statuses"].get(202, 0) / seconds
+                measured["accepted"] = accepted
+                measured["stored"] = _stored(variant, kafka, topic, warehouse.url)
+                results[variant] = measured
+                print(f"{variant:7s} {_row(measured)}", flush=True)
+        finally:
+            _drop_warehouse("postgres", warehouse)
+            kafka.delete_topic(topic)
+    return results
+
+
+def _row(m: dict[str, Any]) -> str:
+    return (
+        f"{m['accepted_per_s']:7.0f} accepted/s  p50 {m['p50_ms']:6.1f} ms  p95 {m['p95_ms']:6.1f} ms  "
+        f"p99 {m['p99_ms']:6.1f} ms  answers {m['statuses']}  errors {m['errors']}  "
+        f"202s {m['accepted']} / stored {m['stored']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=0, help="API workers (0: one per core)")
+    args = parser.parse_args(argv)
+    workers = args.workers or os.cpu_count() or 1
+    results = run(args.seconds, args.concurrency, workers)
+    kafka, insert = results["kafka"], results["insert"]
+    print(f"\n{args.concurrency} clients x {args.seconds} s, {workers} API workers, POST {PATH}")
+    for name, m in (("kafka (202 after broker ack)", kafka), ("insert baseline (1 INSERT/request)", insert)):
+        print(f"  {name:36s} {_row(m)}")
+    ok_rps, ok_p95 = kafka["accepted_per_s"] >= TARGET_RPS, kafka["p95_ms"] < TARGET_P95_MS
+    print(
+        f"targets: >= {TARGET_RPS} commands/s {'met' if ok_rps else 'MISSED'}, "
+        f"p95 < {TARGET_P95_MS:.0f} ms {'met' if ok_p95 else 'MISSED'}; "
+        f"kafka/insert throughput {kafka['accepted_per_s'] / max(insert['accepted_per_s'], 1e-9):.2f}x"
+    )
+    results["targets"] = {"rps": TARGET_RPS, "p95_ms": TARGET_P95_MS, "rps_met": ok_rps, "p95_met": ok_p95}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "commands_load.json").write_text(json.dumps(results, indent=2))
+    lost = [v for v in VARIANTS if results[v]["stored"] < results[v]["accepted"]]
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
