@@ -24,6 +24,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.insights",
     "api.routers.ops",
     "api.routers.subscriptions",
+    "api.routers.subscription_metrics",
     "api.dashboard",
 )
 

@@ -28,10 +28,18 @@ V1_PREFIXES = {
     "api.routers.insights": "/v1/usage",
     "api.routers.ops": "/v1/ops",
     "api.routers.subscriptions": "/v1/subscriptions",
+    "api.routers.subscription_metrics": "/v1/subscriptions/metrics",
 }
 # Answers that are functions of the marts only (the realtime view depends on the clock; insights read
 # the search engine; ops tables change on every sensor tick).
-CACHED_PREFIXES = ("/api/metrics", "/metrics", "/v1/commerce", "/v1/exports")
+CACHED_PREFIXES = (
+    "/api/metrics",
+    "/metrics",
+    "/v1/commerce",
+    "/v1/exports",
+    "/subscriptions/metrics",
+    "/v1/subscriptions/metrics",
+)
 UNCACHED_PATHS = ("/api/metrics/realtime", "/v1/commerce/realtime")
 
 
