@@ -17,6 +17,7 @@ from orchestration import commerce, exports, subscriptions, usage
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger
+from orchestration.layers import with_layer_kinds
 from orchestration.self_healing import build_self_healing_defs
 from orchestration.sensors import automation_sensor
 from resources.error_diagnosis import NETWORK_RETRY_POLICY
@@ -62,6 +63,8 @@ defs = Definitions.merge(
         loggers={"console": colored_console_logger, "json": json_logger},
     ),
 )
+# The kind of its layer on every raw/stg/mart asset: the UI names nodes by the last part of the key only.
+defs = with_layer_kinds(defs)
 # Freshness policy, WARN freshness check and ops.freshness record for every mart/* and search/* asset.
 defs = with_freshness(defs)
 # Run-failure sensor (ops.incidents, bounded re-execution of transient failures) and its jobs.

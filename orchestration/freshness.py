@@ -50,11 +50,11 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
-    map_asset_specs,
     multi_asset_check,
     sensor,
 )
 
+from orchestration.layers import map_specs
 from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, Status, freshness_status, utc_now
 from resources.settings import setting_bool, setting_int
 from resources.warehouse import WarehouseResource
@@ -369,22 +369,7 @@ def with_freshness(defs: Definitions) -> Definitions:
     if not aggregates:
         return defs
     by_key = {agg.key: agg for agg in aggregates}
-    apply = _with_policy(by_key)
-    assets = [
-        map_asset_specs(apply, [item])[0] if isinstance(item, AssetsDefinition | AssetSpec) else item
-        for item in defs.assets or []
-    ]
-    with_policies = Definitions(
-        assets=assets,
-        asset_checks=defs.asset_checks,
-        schedules=defs.schedules,
-        sensors=defs.sensors,
-        jobs=defs.jobs,
-        resources=defs.resources,
-        executor=defs.executor,
-        loggers=defs.loggers,
-        metadata=defs.metadata,
-    )
+    with_policies = map_specs(defs, _with_policy(by_key))
     return Definitions.merge(
         with_policies,
         Definitions(
