@@ -183,7 +183,7 @@ def _check_usage(page: Page, api: httpx.Client) -> None:
 
 
 def _check_subscriptions(page: Page, api: httpx.Client) -> None:
-    months = api.get("/v1/subscriptions/mrr").json()
+    months = api.get("/v1/subscriptions/metrics/mrr").json()
     assert len(months) >= 3  # --days 75: a history of months, with movement
     x = [m["month"] for m in months]
     *moves, line = _traces(page, "mrr")
@@ -200,18 +200,18 @@ def _check_subscriptions(page: Page, api: httpx.Client) -> None:
     assert rates["x"] == [month for month, _ in churn] and rates["y"] == [pct for _, pct in churn]
     assert any(pct > 0 for _, pct in churn)
 
-    plans = api.get("/v1/subscriptions/active-by-plan").json()
+    plans = api.get("/v1/subscriptions/metrics/active-by-plan").json()
     (bars,) = _traces(page, "active-by-plan")
     assert bars["x"] == [p["plano"] for p in plans] and len(plans) >= 3
     assert bars["y"] == [float(p["active_subscriptions"]) for p in plans]
 
-    methods = api.get("/v1/subscriptions/payments-by-method").json()
+    methods = api.get("/v1/subscriptions/metrics/payments-by-method").json()
     approved, declined = _traces(page, "payments-by-method")
     assert approved["x"] == declined["x"] == [m["metodo"] for m in methods]
     assert approved["y"] == [float(m["succeeded"]) for m in methods]
     assert declined["y"] == [float(m["failed"]) for m in methods] and sum(declined["y"]) > 0
 
-    days = api.get("/v1/subscriptions/new-users").json()
+    days = api.get("/v1/subscriptions/metrics/new-users").json()
     new, total = _traces(page, "new-users")
     assert new["x"] == total["x"] == [d["signup_date"] for d in days] and len(days) > 30
     assert new["y"] == [float(d["new_users"]) for d in days]

@@ -3,10 +3,10 @@
 "use strict";
 
 const SUBSCRIPTION_API = {
-  mrr: "/v1/subscriptions/mrr",
-  plans: "/v1/subscriptions/active-by-plan",
-  payments: "/v1/subscriptions/payments-by-method",
-  users: "/v1/subscriptions/new-users",
+  mrr: "/v1/subscriptions/metrics/mrr",
+  plans: "/v1/subscriptions/metrics/active-by-plan",
+  payments: "/v1/subscriptions/metrics/payments-by-method",
+  users: "/v1/subscriptions/metrics/new-users",
 };
 // MRR movement: field, legend, sign (contraction and churn drawn below zero).
 const MOVEMENT = [
