@@ -1,6 +1,6 @@
 """Publish each command's outcome to the response topic once (seed S2 -> ``response_events``).
 
-``subscriptions/response_events`` runs after ``stg.command_outcomes``: every outcome not yet in the
+``stg/subscription_responses`` runs after ``stg.command_outcomes``: every outcome not yet in the
 ledger ``ops.subscription_responses`` is produced to ``SUBSCRIPTIONS_RESPONSES_TOPIC`` keyed by its
 correlation_id (idempotent producer, ``acks=all``: librdkafka's retries neither duplicate nor
 reorder), and only the outcomes whose delivery report came back are recorded, with the partition
@@ -33,8 +33,8 @@ from resources.warehouse import WarehouseResource
 
 LEDGER = ("ops", "subscription_responses")
 OUTCOMES = ("stg", "command_outcomes")
-RESPONSES_KEY = AssetKey(["subscriptions", "response_events"])
-POOL = "subscriptions/response_events"
+RESPONSES_KEY = AssetKey(["stg", "subscription_responses"])
+POOL = "subscriptions/responses"
 MAX_PER_RUN = 100_000
 DELIVERY_TIMEOUT_S = 60.0
 _LEDGER_COLUMNS = (
@@ -247,7 +247,8 @@ def publish_outcomes(
     group_name=DOMAIN,
     owners=OWNERS,
     kinds={"python", "kafka"},
-    tags={"layer": "stream", "domain": DOMAIN},
+    tags={"layer": "stg", "domain": DOMAIN},
+    metadata={"dagster/table_name": ".".join(LEDGER)},
     pool=POOL,
     automation_condition=after_upstream_updates(),
     description=(

@@ -48,19 +48,21 @@ SOURCES = {
     "source/kafka_commerce_events": ("kafka", {"raw/commerce_events", "raw/commerce_events_dead_letter"}),
     "source/landing_usage": ("file", {"raw/usage_event_files", "raw/usage_event_files_rejects"}),
     "source/mongo_usage_events": ("mongodb", {"raw/usage_events", "raw/usage_events_rejects"}),
+    "source/kafka_subscriptions_commands": ("kafka", {"raw/user_events", "raw/user_events_dead_letter"}),
+    "source/landing_subscriptions": (
+        "file",
+        {"raw/subscription_event_files", "raw/subscription_event_file_rejects"},
+    ),
 }
 
 
 def test_every_feed_starts_at_an_external_source_naming_its_setting() -> None:
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
-    sources = {key: spec for key, spec in specs.items() if key.startswith("source/")}
-    assert set(SOURCES) <= set(sources)
-    for key, source in sources.items():
-        assert len(source.kinds) == 1 and source.kinds <= {"file", "kafka", "mongodb"}, key
-        assert all(name in (source.description or "") for name in source.metadata["settings"].split(", "))
+    assert {key for key in specs if key.startswith("source/")} == set(SOURCES)
     for key, (kind, readers) in SOURCES.items():
         source = specs[key]
         assert source.kinds == {kind}, key
+        assert all(name in (source.description or "") for name in source.metadata["settings"].split(", "))
         readers_found = {k for k, spec in specs.items() if source.key in {d.asset_key for d in spec.deps}}
         assert readers_found == readers, key
     # Every raw asset reads one source: the lineage graph starts at the sources.
@@ -100,6 +102,8 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
         "commerce_file_drop_sensor",
         "usage_mongo_watermark_sensor",
         "usage_file_drop_sensor",
+        "subscriptions_kafka_offsets_sensor",
+        "subscriptions_file_drop_sensor",
         "automation_sensor",
         "run_failure_incidents_sensor",
         "incident_upkeep_sensor",
@@ -154,17 +158,3 @@ def test_loading_the_code_location_does_not_import_pandas() -> None:
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
     assert out.stdout.strip().splitlines()[-1] == "pandas loaded: False"
-
-
-def test_assets_named_alike_show_their_layer() -> None:
-    """raw/exportacao and stg/exportacao are both drawn as 'exportacao': their layer kind tells them apart."""
-    specs = list(defs.resolve_all_asset_specs())
-    layer_kind = {"raw": "bronze", "stg": "silver", "mart": "gold"}
-    for spec in specs:
-        layer = spec.key.path[0]
-        kinds_of_layers = spec.kinds & set(layer_kind.values())
-        assert kinds_of_layers == ({layer_kind[layer]} if layer in layer_kind else set()), spec.key
-    names: dict[str, set[str]] = {}
-    for spec in specs:
-        names.setdefault(spec.key.path[-1], set()).add(spec.key.path[0])
-    assert names["exportacao"] == {"raw", "stg"} and names["usage_events"] == {"raw", "stg"}

@@ -64,6 +64,7 @@ def test_export_project_loads_with_deps_groups_and_lineage() -> None:
         AssetKey(["raw", "commerce_events"]),
         AssetKey(["raw", "usage_events"]),
         AssetKey(["raw", "usage_event_files"]),
+        AssetKey(["raw", "user_events"]),
         AssetKey(["stg", "usage_alert_thresholds"]),
     }
 
