@@ -41,6 +41,16 @@ TARGET_P95_MS = 50.0
 VARIANTS = {"kafka": "api.app:create_app", "insert": "bench.commands_baseline:baseline_app"}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of the server process and its worker processes so far."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for process in (pid, *map(int, children)):
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _stored(variant: str, kafka: KafkaResource, topic: str, url: str) -> int:
     """How many commands reached their store: messages in the topic, or rows in the baseline table."""
     if variant == "kafka":
@@ -76,12 +86,17 @@ def run(seconds: int, concurrency: int, workers: int) -> dict[str, Any]:
                 process, base = serve(warehouse.url, False, workers, factory)
                 try:
                     warm = hey(binary, base + PATH, 2, 4, *options)  # producers/pools created
+                    cpu_before = _cpu_seconds(process.pid)
                     measured = hey(binary, base + PATH, seconds, concurrency, *options)
+                    cpu = _cpu_seconds(process.pid) - cpu_before
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
                 accepted = warm["statuses"].get(202, 0) + measured["statuses"].get(202, 0)
                 measured["accepted_per_s"] = measured["statuses"].get(202, 0) / seconds
+                # The API's own CPU per command (librdkafka / driver threads included): what caps
+                # throughput once the machine is not shared.
+                measured["server_cpu_us_per_command"] = cpu / max(measured["statuses"].get(202, 0), 1) * 1e6
                 measured["accepted"] = accepted
                 measured["stored"] = _stored(variant, kafka, topic, warehouse.url)
                 results[variant] = measured
@@ -95,7 +110,8 @@ def run(seconds: int, concurrency: int, workers: int) -> dict[str, Any]:
 def _row(m: dict[str, Any]) -> str:
     return (
         f"{m['accepted_per_s']:7.0f} accepted/s  p50 {m['p50_ms']:6.1f} ms  p95 {m['p95_ms']:6.1f} ms  "
-        f"p99 {m['p99_ms']:6.1f} ms  answers {m['statuses']}  errors {m['errors']}  "
+        f"p99 {m['p99_ms']:6.1f} ms  server CPU {m['server_cpu_us_per_command']:4.0f} us/command  "
+        f"answers {m['statuses']}  errors {m['errors']}  "
         f"202s {m['accepted']} / stored {m['stored']}"
     )
 
