@@ -52,6 +52,12 @@ SETTINGS: tuple[Setting, ...] = (
         "3",
         "Automatic re-executions of a run that failed on a transient error before the incident gives up",
     ),
+    Setting(
+        "AFLUENTE_RUN_WORKER_START_SECONDS",
+        "60",
+        "A run STARTING this long without a live run worker (launch lost: daemon or code server died) "
+        "is failed and retried",
+    ),
     Setting("EXPORTS_REFRESH_CRON", "0 1 * * *", "Cron of the scheduled refresh of the export reports"),
     Setting("AFLUENTE_TIMEZONE", "UTC", "Timezone of schedules"),
     Setting(

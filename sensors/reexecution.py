@@ -48,6 +48,9 @@ _SUPERSEDING_LOOKAHEAD = 25
 # (SIGKILL, out of memory, host or code server restart). Nothing in the run failed by itself, so
 # what it did not materialize is re-executed like a transient failure (its ingest may have
 # committed; the models after it must still be rebuilt).
+# Set (to the run's own id) by run_worker_watchdog_sensor on a STARTING run whose launch was lost:
+# its worker died or never came up, a crash like the above though the run never started.
+WORKER_LOST_TAG = "afluente/worker_lost"
 WORKER_CRASH = Diagnosis(
     "transient",
     "RunWorkerCrash",
@@ -141,7 +144,8 @@ def read_failed_run(
     if not steps:  # the run failed outside any step (run worker crash, launch or resource error)
         error = getattr(getattr(run_failure, "event_specific_data", None), "error", None)
         message = error_summary(error) or str(getattr(run_failure, "message", "") or "run failed")
-        diagnosis = WORKER_CRASH if error is None and started else diagnose(error)
+        crashed = started or run.tags.get(WORKER_LOST_TAG) == run.run_id
+        diagnosis = WORKER_CRASH if error is None and crashed else diagnose(error)
         steps.append(FailedStep(None, tuple(sorted(pending, key=str)), diagnosis, message))
     return FailedRun(run=run, steps=tuple(steps), pending_keys=pending)
 
@@ -309,6 +313,7 @@ __all__ = [
     "ROOT_TAG",
     "SELF_HEALING_TAG",
     "WORKER_CRASH",
+    "WORKER_LOST_TAG",
     "Decision",
     "FailedRun",
     "FailedStep",

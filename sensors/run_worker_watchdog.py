@@ -10,8 +10,17 @@ launcher starts workers on the code server's host, where this sensor is evaluate
 that no longer exists there (or now belongs to a process started after the run's worker) means the
 worker is dead. The run is then failed like the code server would have: Dagster's run retries and
 ``run_failure_incidents_sensor`` take it from there, and run monitoring frees its slots.
+
+A STARTING run whose launch was lost (the daemon or its code server died between marking it
+STARTING and its worker reporting a live pid) is failed too, once it has been STARTING for
+``AFLUENTE_RUN_WORKER_START_SECONDS`` with no live worker: otherwise only run monitoring's
+``start_timeout_seconds`` (180 s) would fail it. A worker that is alive but slow to start is left
+alone (run monitoring still bounds it), and one that shows up after the run was failed is ignored by
+Dagster ("a run worker that started after the run had already finished"). Such a run is tagged
+``afluente/worker_lost`` so its incident is a transient worker crash, not "unknown".
 """
 
+import datetime
 import os
 import time
 from collections.abc import Iterable
@@ -29,6 +38,9 @@ from dagster import (
     SkipReason,
     sensor,
 )
+
+from resources.settings import setting_int
+from sensors.reexecution import WORKER_LOST_TAG
 
 # A pid reused by a process started this long after the run worker's start event is another process.
 _START_SLACK_S = 2.0
@@ -83,7 +95,8 @@ def worker_is_dead(pid: int, reported_at: float) -> bool:
 
 
 def fail_runs_with_dead_workers(instance: DagsterInstance, limit: int = _MAX_RUNS_PER_TICK) -> list[str]:
-    """Mark failed every STARTED run whose worker process is gone; the run ids failed."""
+    """Mark failed every STARTED run whose worker process is gone, and every STARTING run whose
+    launch was lost (no live worker after ``AFLUENTE_RUN_WORKER_START_SECONDS``); the run ids failed."""
     if not isinstance(instance.run_launcher, DefaultRunLauncher):
         return []  # container launchers: Dagster's run monitoring checks the workers itself
     failed = []
@@ -99,7 +112,44 @@ def fail_runs_with_dead_workers(instance: DagsterInstance, limit: int = _MAX_RUN
             continue  # finished meanwhile
         _report_dead_worker(instance, current, worker[0])
         failed.append(run.run_id)
+    return failed + fail_lost_launches(instance, limit)
+
+
+def fail_lost_launches(instance: DagsterInstance, limit: int = _MAX_RUNS_PER_TICK) -> list[str]:
+    """Mark failed every run STARTING for longer than the setting with no live run worker."""
+    grace = setting_int("AFLUENTE_RUN_WORKER_START_SECONDS")
+    now = time.time()
+    failed = []
+    for record in instance.get_run_records(
+        filters=RunsFilter(statuses=[DagsterRunStatus.STARTING]), limit=limit
+    ):
+        starting_for = now - starting_since(instance, record.dagster_run.run_id, record.create_timestamp)
+        if starting_for < grace:
+            continue
+        worker = worker_pid(instance, record.dagster_run.run_id)
+        if worker is not None and not worker_is_dead(*worker):
+            continue  # alive, still loading: run monitoring's start timeout bounds it
+        current = instance.get_run_by_id(record.dagster_run.run_id)
+        if current is None or current.status != DagsterRunStatus.STARTING:
+            continue  # started or finished meanwhile
+        instance.add_run_tags(current.run_id, {WORKER_LOST_TAG: current.run_id})
+        seen = f"its worker (pid {worker[0]}) is gone" if worker else "no run worker ever reported"
+        instance.report_run_failed(
+            current,
+            f"Run STARTING for {starting_for:.0f}s and {seen}: its launch was lost (the daemon or the "
+            "code server that launched it died). Marked failed by run_worker_watchdog_sensor "
+            "(AFLUENTE_RUN_WORKER_START_SECONDS) so that it is retried and its slots are freed.",
+        )
+        failed.append(current.run_id)
     return failed
+
+
+def starting_since(instance: DagsterInstance, run_id: str, created: datetime.datetime) -> float:
+    """When the run became STARTING (its run-starting event), else when it was created."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.RUN_STARTING, ascending=False, limit=1
+    ).records
+    return records[0].event_log_entry.timestamp if records else created.timestamp()
 
 
 def _report_dead_worker(instance: DagsterInstance, run: DagsterRun, pid: int) -> None:
@@ -132,7 +182,8 @@ def build_run_worker_watchdog_sensor(
         default_status=default_status,
         description=(
             "Fails STARTED runs whose run worker process is gone (code server replaced, worker "
-            "killed), so Dagster retries them and frees their pool slots (DefaultRunLauncher only)."
+            "killed) and STARTING runs whose launch was lost, so Dagster retries them and frees "
+            "their pool slots (DefaultRunLauncher only)."
         ),
     )
     def _watchdog(context: SensorEvaluationContext) -> SkipReason:
@@ -149,4 +200,9 @@ def _summary(failed: Iterable[str]) -> str:
     return f"{len(failed)} run(s) with a dead worker marked failed" if failed else "every run worker alive"
 
 
-__all__ = ["build_run_worker_watchdog_sensor", "fail_runs_with_dead_workers", "process_started_at"]
+__all__ = [
+    "build_run_worker_watchdog_sensor",
+    "fail_lost_launches",
+    "fail_runs_with_dead_workers",
+    "process_started_at",
+]
