@@ -177,7 +177,7 @@ class _User:
                 yield command
 
     def _subscription(self, at: datetime) -> Generator[Command, None, bool]:
-        """One subscription until its cancellation (returns True) or the window's end (batches in order)."""
+        """One subscription until the window's end or its cancellation (True: cancelled inside the window)."""
         rng = self.rng
         plans = list(PLANS)
         plan = rng.choices(plans, PLAN_WEIGHTS)[0]
@@ -198,15 +198,16 @@ class _User:
                 if declines == MAX_DECLINES:
                     batch.append(self._cancel(charge))
                     yield from self._until_end(batch)
-                    return True
+                    return charge < self.end
             cycle_end = due + CYCLE
             roll = rng.random()
             if roll < CHURN_PER_CYCLE:
-                batch.append(self._cancel(due + (cycle_end - due) * rng.uniform(0.1, 0.95)))
+                cancel_at = due + (cycle_end - due) * rng.uniform(0.1, 0.95)
+                batch.append(self._cancel(cancel_at))
                 if rng.random() < LATE_PAYMENT_SHARE:  # charged anyway at the next due date: rejected
                     batch += self._payment(cycle_end, plan, "aprovado", self.method)
                 yield from self._until_end(batch)
-                return True
+                return cancel_at < self.end
             index = plans.index(plan)
             upgrade = roll < CHURN_PER_CYCLE + UPGRADE_PER_CYCLE and index < len(plans) - 1
             downgrade = not upgrade and roll > 1 - DOWNGRADE_PER_CYCLE and index > 0
