@@ -3,7 +3,8 @@
 Models live in ``dbt_like_sql/models/<domain>/<name>.sql``: a YAML config header in a leading
 ``/* --- ... --- */`` comment, then one PostgreSQL-dialect SELECT. :func:`load_project` parses and
 validates them (dependencies come from the SQL itself); :func:`build_sql_model_assets` turns each
-into a Dagster asset whose declared data tests are asset checks.
+into a Dagster asset whose declared data tests are asset checks. :class:`SqlProjectComponent` is the
+public entry point of the platform: a ``defs.yaml`` declares the project (``assets/defs/sql_models``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
         build_sql_model_assets,
         declared_automation_condition,
     )
+    from dbt_like_sql.component import SqlProjectComponent
     from dbt_like_sql.data_tests import TestOutcome, run_data_tests
     from dbt_like_sql.materialize import MaterializationOutcome, materialize_model
     from dbt_like_sql.project import (
@@ -40,6 +42,7 @@ _EXPORTS = {
     "build_sql_model_asset": "assets",
     "build_sql_model_assets": "assets",
     "declared_automation_condition": "assets",
+    "SqlProjectComponent": "component",
     "TestOutcome": "data_tests",
     "run_data_tests": "data_tests",
     "MaterializationOutcome": "materialize",
@@ -76,6 +79,7 @@ __all__ = [
     "SqlModel",
     "SqlModelRunConfig",
     "SqlProject",
+    "SqlProjectComponent",
     "SqlProjectError",
     "TestOutcome",
     "build_sql_model_asset",

@@ -28,8 +28,10 @@ def _tree() -> ComponentTree:
 
 
 @functools.cache
-def declared(source: str) -> Definitions:
-    """What the declaration ``assets/defs/<source>/defs.yaml`` builds (``source`` = ``<domain>/<name>``)."""
+def declared(source: str | None = None) -> Definitions:
+    """What the declaration ``assets/defs/<source>/defs.yaml`` builds (``source`` = ``<domain>/<name>``);
+    without ``source``, every declaration (what ``load_from_defs_folder`` builds). One tree caches each
+    declaration's definitions, so the code location and these handles share them (built once)."""
     with warnings.catch_warnings():
         # As load_from_defs_folder does: the tree's own code-reference metadata is a beta API.
         warnings.simplefilter("ignore", BetaWarning)

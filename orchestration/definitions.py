@@ -1,26 +1,22 @@
 """The code location: every domain's assets, checks, sensors and schedules plus shared resources.
 
-Each domain contributes a partial ``Definitions`` (``orchestration/<domain>.py``); SQL models of all
-domains come from ``dbt_like_sql``; resources are bound once here, from environment variables, so
+Each domain contributes a partial ``Definitions`` (``orchestration/<domain>.py``); declared instances
+(``assets/defs/*/defs.yaml``) add the sources and the SQL models of all domains (``assets/defs/sql_models``,
+a ``dbt_like_sql.SqlProjectComponent``); resources are bound once here, from environment variables, so
 which warehouse, broker or search engine is used is decided by configuration at run time.
 """
 
-from pathlib import Path
+from dagster import AssetsDefinition, Definitions, EnvVar, colored_console_logger
 
-from dagster import Definitions, EnvVar, colored_console_logger
-from dagster.components import load_from_defs_folder
-
-from assets.automation import for_sql_model
-from dbt_like_sql import build_sql_model_assets, load_project
 from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration import commerce, exports, subscriptions, usage
+from orchestration.declared import declared
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger
 from orchestration.layers import with_layer_kinds
 from orchestration.self_healing import build_self_healing_defs
 from orchestration.sensors import automation_sensor
-from resources.error_diagnosis import NETWORK_RETRY_POLICY
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
 from resources.mongo import MongoResource
@@ -32,9 +28,9 @@ apply_defaults()
 
 warehouse = WarehouseResource(url=EnvVar("WAREHOUSE_URL"))
 
-sql_model_assets = build_sql_model_assets(
-    load_project(), automation_condition_for=for_sql_model, retry_policy=NETWORK_RETRY_POLICY
-)
+# The SQL models as the declaration builds them (the same objects the code location holds): for jobs,
+# benches and tests that run models next to other assets.
+sql_model_assets = [a for a in declared("sql_models").assets or () if isinstance(a, AssetsDefinition)]
 
 resources = {
     "warehouse": warehouse,
@@ -46,16 +42,15 @@ resources = {
 }
 
 defs = Definitions.merge(
-    # Declared instances of the platform's mechanisms (assets/defs/*/defs.yaml). Not bound to a
-    # module-level name: a code location module may hold only one Definitions object (the loader
-    # of the webserver and the daemon refuses two).
-    load_from_defs_folder(path_within_project=Path(__file__).resolve().parents[1]),
+    # Declared instances of the platform's mechanisms and the SQL project (assets/defs/*/defs.yaml).
+    # Not bound to a module-level name: a code location module may hold only one Definitions object
+    # (the loader of the webserver and the daemon refuses two).
+    declared(),
     exports.defs,
     commerce.defs,
     usage.defs,
     subscriptions.defs,
     Definitions(
-        assets=sql_model_assets,
         sensors=[automation_sensor],
         resources=resources,
         executor=DEFAULT_EXECUTOR,
