@@ -17,6 +17,7 @@ const MOVEMENT = [
 ];
 
 const n = (value) => Number(value);
+const MONTH_AXIS = { type: "date", tickformat: "%b %Y", dtick: "M1" };
 
 // Churn of month i: churned MRR over the MRR at the end of month i-1, in percent (none for the first).
 function churnRates(months) {
@@ -59,13 +60,13 @@ async function refresh() {
         })),
         { type: "scatter", mode: "lines+markers", name: "MRR", x: months.map((m) => m.month), y: months.map((m) => n(m.mrr)) },
       ],
-      layout: { barmode: "relative", yaxis: { title: { text: "monthly recurring revenue" } } },
+      layout: { barmode: "relative", xaxis: MONTH_AXIS, yaxis: { title: { text: "monthly recurring revenue" } } },
     } : null, "No subscription history yet."),
     Dash.draw("churn", SUBSCRIPTION_API.mrr, mrr, (months) => {
       const rows = churnRates(months);
       return rows.length ? {
         data: [{ type: "scatter", mode: "lines+markers", name: "churn %", x: rows.map((r) => r.month), y: rows.map((r) => r.pct) }],
-        layout: { yaxis: { title: { text: "% of previous MRR" }, rangemode: "tozero" } },
+        layout: { xaxis: MONTH_AXIS, yaxis: { title: { text: "% of previous MRR" }, rangemode: "tozero" } },
       } : null;
     }, "Churn needs two months of history."),
     Dash.draw("active-by-plan", SUBSCRIPTION_API.plans, plans, (rows) => rows.length ? {
