@@ -44,6 +44,13 @@ enabled = {coverage}
 enabled = false
 [checks.not_a_server_error]
 expected-statuses = {allowed}
+
+# The subscriptions marts are not built by this module's population yet (their pipeline starts from
+# Kafka commands): their metrics may answer the declared 503; every other check still applies to them.
+[[operations]]
+include-path-regex = "^(/v1)?/subscriptions/metrics/"
+[operations.checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
 """
 
 
