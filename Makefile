@@ -47,6 +47,10 @@ demo-data: install
 	$(PY) -m generators.exports --rows 5000 --files 1 --format csv --encoding latin-1 --bad-share 0.02 --out data/landing/exports --seed 7
 	$(PY) -m generators.commerce --events 50000 --out data/landing/commerce --files 2 --bad-share 0.01 --days 3 --no-progress
 	$(PY) -m generators.usage --docs 20000 --out data/landing/usage --format jsonl --bad-share 0.01
+	$(PY) -m generators.subscriptions --users 2000 --days 90 --out data/landing/subscriptions --files 2 --bad-share 0.01 --no-progress
+
+# The demo has no search engine: the insight indices are not built nor watched (README, SEARCH_ENABLED).
+demo-materialize ui: export SEARCH_ENABLED ?= false
 
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m orchestration.demo

@@ -22,7 +22,6 @@ import orjson
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
-from assets.automation import after_upstream_updates
 from assets.sources.kafka_topic._consumer import RangeConsumer
 from assets.sources.kafka_topic._ledger import OffsetRange
 from assets.subscriptions.tables import DOMAIN, OWNERS
@@ -250,10 +249,12 @@ def publish_outcomes(
     tags={"layer": "stg", "domain": DOMAIN},
     metadata={"dagster/table_name": ".".join(LEDGER)},
     pool=POOL,
-    automation_condition=after_upstream_updates(),
+    # No automation: it runs in the Kafka catch-up run (it is downstream of raw/user_events), so it runs
+    # where commands arrive through Kafka and never where they come only from landed files (make demo).
     description=(
         "Each command's outcome (stg.command_outcomes) published once to SUBSCRIPTIONS_RESPONSES_TOPIC, "
-        "keyed by correlation_id; ledger ops.subscription_responses advanced after the delivery reports."
+        "keyed by correlation_id; ledger ops.subscription_responses advanced after the delivery reports. "
+        "Runs in the Kafka catch-up run of the domain (commands that arrive on Kafka are answered on Kafka)."
     ),
 )
 def response_events(
