@@ -86,7 +86,7 @@ def _exports_attributes() -> dict:
         (
             "reader",
             "assets.exports.raw_exportacao.read_export_landing_file",
-            "expected 'package.module:function'",
+            "must be written package.module:attribute",
         ),
         ("reader", "assets.exports.raw_exportacao:EXPORTS_DOMAIN", "is not a callable"),
         ("rows_table", "exportacao", "expected 'schema.table'"),

@@ -15,13 +15,9 @@ a code change.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from typing import Any
 
-import yaml
 from dagster import (
     AssetKey,
     AssetSelection,
@@ -34,6 +30,7 @@ from dagster import (
 from dagster.components import Component, ComponentLoadContext, Model, Resolvable
 from pydantic import Field, model_validator
 
+from assets.sources.declarations import callable_rule, component_from_defs_yaml
 from assets.sources.kafka_topic._asset import IngestAssetSpec, build_ingest_asset, kafka_run_config
 from assets.sources.kafka_topic._ingest import DEFAULT_MAX_MESSAGE_BYTES, Decoder
 from assets.sources.kafka_topic._sensor import build_kafka_offsets_sensor
@@ -63,15 +60,6 @@ def _int(value: int | FromSetting) -> Callable[[], int]:
 
 def _bool(value: bool | FromSetting) -> Callable[[], bool]:
     return (lambda: value) if isinstance(value, bool) else (lambda: setting_bool(value.setting))
-
-
-@cache
-def _import(dotted: str) -> Any:
-    """``package.module:attribute`` -> the attribute."""
-    module_name, colon, attribute = dotted.partition(":")
-    if not colon:
-        raise ValueError(f"{dotted!r} must be written package.module:function")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 class KafkaTopicSource(Component, Resolvable, Model):
@@ -121,11 +109,7 @@ class KafkaTopicSource(Component, Resolvable, Model):
     @classmethod
     def from_defs_yaml(cls, path: Path) -> KafkaTopicSource:
         """The instance a ``defs.yaml`` declares (for domain code sharing its tables, and tests)."""
-        document = yaml.safe_load(path.read_text())
-        expected = f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}"
-        if document.get("type") != expected:
-            raise ValueError(f"{path} declares {document.get('type')!r}, not {expected}")
-        return cls.from_attributes_dict(attributes=document["attributes"])
+        return component_from_defs_yaml(cls, path)
 
     @model_validator(mode="after")
     def _settings_registered(self) -> KafkaTopicSource:
@@ -180,7 +164,7 @@ class KafkaTopicSource(Component, Resolvable, Model):
         return self.topic if isinstance(self.topic, str) else setting(self.topic.setting)
 
     def load_decoder(self) -> Decoder:
-        decoder = _import(self.decoder)
+        decoder = callable_rule(self.decoder, "decoder")
         if not callable(decoder):
             raise TypeError(f"decoder {self.decoder!r} is not callable")
         return decoder

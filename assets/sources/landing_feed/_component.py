@@ -7,15 +7,12 @@ rules, by dotted path: the reader, and optional hooks around the load.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
 from dagster import AssetKey, AssetSelection, Definitions, DynamicPartitionsDefinition
 from dagster.components import Component, ComponentLoadContext, Model, Resolvable
 from pydantic import Field
 
 from assets.external_sources import landing_source_spec
+from assets.sources.declarations import callable_rule
 from assets.sources.landing_feed._asset import AssetShape, build_landing_file_asset
 from assets.sources.landing_feed._ingest import LandingTarget
 from assets.sources.landing_feed._sensor import build_file_drop_sensor
@@ -26,17 +23,6 @@ def _table(name: str, field_name: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"{field_name}: expected 'schema.table', got {name!r}")
     return parts[0], parts[1]
-
-
-def _resolve(path: str, field_name: str) -> Callable[..., Any]:
-    """Import ``module:attr`` (the domain rule a declaration names)."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"{field_name}: expected 'package.module:function', got {path!r}")
-    target = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(target):
-        raise ValueError(f"{field_name}: {path!r} is not a callable")
-    return target
 
 
 class FileDropSensorDeclaration(Model):
@@ -127,10 +113,10 @@ class LandingFileFeed(Component, Resolvable, Model):
                 source=source.key,
             ),
             target=target,
-            reader=_resolve(self.reader, "reader"),
+            reader=callable_rule(self.reader, "reader"),
             partitions_def=partitions_def,
-            before_ingest=_resolve(self.before_ingest, "before_ingest") if self.before_ingest else None,
-            after_ingest=_resolve(self.after_ingest, "after_ingest") if self.after_ingest else None,
+            before_ingest=callable_rule(self.before_ingest, "before_ingest") if self.before_ingest else None,
+            after_ingest=callable_rule(self.after_ingest, "after_ingest") if self.after_ingest else None,
         )
         sensor = build_file_drop_sensor(
             name=self.sensor.name,

@@ -9,19 +9,18 @@ variable needs no reload.
 
 from __future__ import annotations
 
-import importlib
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import yaml
 from dagster import AssetSelection, Definitions
 from dagster.components import Component, ComponentLoadContext, Model, Resolvable
 from pydantic import Field
 from pymongo.collection import Collection
 
 from assets.external_sources import source_spec
+from assets.sources.declarations import callable_rule, component_from_defs_yaml
 from assets.sources.mongo_collection._asset import (
     AssetDeclaration,
     build_ingest_asset,
@@ -32,20 +31,10 @@ from assets.sources.mongo_collection._ingest import IngestSpec, Validator
 from assets.sources.mongo_collection._keyset import DEFAULT_CHANGE_FIELD
 from assets.sources.mongo_collection._sensor import build_watermark_sensor
 from assets.sources.mongo_collection._tables import SourceTables, TableName, ensure_tables
+from resources.dotted import import_dotted
 from resources.mongo import MongoResource
 from resources.settings import setting
 from resources.warehouse import WarehouseResource
-
-
-def resolve_dotted(path: str) -> Any:
-    """The object named ``package.module:attribute`` (a domain rule referenced from YAML)."""
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"{path!r} must be written package.module:attribute")
-    target: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
-    return target
 
 
 class MongoCollectionSource(Component, Resolvable, Model):
@@ -93,19 +82,12 @@ class MongoCollectionSource(Component, Resolvable, Model):
 
     @classmethod
     def from_defs_yaml(cls, path: Path) -> MongoCollectionSource:
-        """The instance a ``defs.yaml`` declares, for domain code that needs its tables.
-
-        Reads that one file (no project scan); its attributes use no templates.
-        """
-        document = yaml.safe_load(path.read_text())
-        declared_type = document.get("type", "")
-        if declared_type != f"{__package__}.{cls.__name__}":
-            raise ValueError(f"{path} declares {declared_type!r}, not a {cls.__name__}")
-        return cls.resolve_from_dict(document.get("attributes") or {})
+        """The instance a ``defs.yaml`` declares, for domain code that needs its tables."""
+        return component_from_defs_yaml(cls, path)
 
     @cached_property
     def tables(self) -> SourceTables:
-        schema = resolve_dotted(self.row_schema)
+        schema = import_dotted(self.row_schema, "row_schema")
         if not isinstance(schema, pa.Schema):
             raise TypeError(f"row_schema {self.row_schema!r} is not a pyarrow.Schema")
         return SourceTables(
@@ -118,10 +100,10 @@ class MongoCollectionSource(Component, Resolvable, Model):
         )
 
     def ingest_spec(self) -> IngestSpec:
-        validate: Validator = resolve_dotted(self.validator)
+        validate: Validator = callable_rule(self.validator, "validator")
         if not callable(validate):
             raise TypeError(f"validator {self.validator!r} is not callable")
-        before = resolve_dotted(self.before_ingest) if self.before_ingest else None
+        before = callable_rule(self.before_ingest, "before_ingest") if self.before_ingest else None
         return IngestSpec(
             tables=self.tables, validate=validate, change_field=self.change_field, before_ingest=before
         )
