@@ -68,14 +68,15 @@ def install_serving(app: FastAPI, database: Database, router_modules: Iterable[s
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.metrics = metrics
 
-    generate = app.openapi
+    if control is not None:  # the schema declares keys only where they are asked for
+        generate = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document_security(generate())
-        return app.openapi_schema or generate()
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                document_security(generate())
+            return app.openapi_schema or generate()
 
-    app.openapi = openapi  # type: ignore[method-assign]
+        app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _run_during_lifespan(app: FastAPI, start: Callable[[], None], stop: Callable[[], None]) -> None:

@@ -7,20 +7,14 @@ not import Dagster: the read API stays independent of the orchestrator.
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.db import Database
+from api.db import Db
+from api.schema import Money
 from dbt_like_sql.catalog import column_catalog
 
 router = APIRouter(prefix="/dashboard/data", tags=["dashboard"])
-
-
-def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
 
 
 class LineageColumn(BaseModel):
@@ -41,7 +35,7 @@ class LineageModel(BaseModel):
 
 class SectorTotal(BaseModel):
     setor: str
-    total_usd: float
+    total_usd: Money
 
 
 @lru_cache(maxsize=1)

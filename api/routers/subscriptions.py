@@ -168,8 +168,8 @@ class CommandAccepted(BaseModel):
 class CommandStatus(BaseModel):
     correlation_id: str
     status: Literal["accepted", "processed", "rejected"]
-    reason: str | None = Field(None, description="Why the command was rejected")
-    row_ids: dict[str, list[str]] | None = Field(None, description="Rows the command wrote, per table")
+    reason: str | None = Field(default=None, description="Why the command was rejected")
+    row_ids: dict[str, list[str]] | None = Field(default=None, description="Rows the command wrote, per table")
 
 
 COMMAND_ANSWERS: dict[int | str, dict[str, Any]] = {
