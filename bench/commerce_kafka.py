@@ -28,11 +28,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -52,6 +48,14 @@ from dagster import (
 
 from assets.automation import for_sql_model
 from assets.sources.kafka_topic._sensor import RANGES_TAG, TOPIC_TAG
+from bench.daemon_harness import (
+    dagster_daemon,
+    drop_database,
+    fresh_database,
+    instance_home,
+    service_urls,
+    wait_for,
+)
 from dbt_like_sql import build_sql_model_assets, load_project
 from orchestration import commerce
 from orchestration.execution import DEFAULT_EXECUTOR
@@ -60,7 +64,7 @@ from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
 from resources.run_status import IN_FLIGHT_STATUSES
 from resources.settings import apply_defaults
-from resources.warehouse import WarehouseResource, dispose_engines
+from resources.warehouse import WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,31 +92,6 @@ defs = Definitions.merge(
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _services() -> dict[str, str]:
-    import services
-
-    info = services.ensure_up(["postgres", "kafka"])
-    return {"pg": info["postgres"].url, "kafka": info["kafka"].url}
-
-
-def _fresh_database(admin_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return str(sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False))
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    dispose_engines()
-    name = sa.make_url(url).database
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 def _scalar(url: str, sql: str) -> Any:
@@ -295,21 +274,6 @@ def _seed_insert(conn: Any, event: dict) -> None:
 # Daemon: run overhead and freshness
 
 
-def _instance_yaml(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "orchestration" / "dagster.local.yaml", home / "dagster.yaml")
-
-
-def _wait_for(predicate: Any, timeout: float, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
-
 def _small_batch(
     instance: DagsterInstance, runs_for_topic: Callable[[], list], bootstrap: str, topic: str, seed: int
 ) -> dict | str:
@@ -330,7 +294,7 @@ def _small_batch(
                 return record
         return None
 
-    record = _wait_for(new_success, timeout=180, interval=0.25)
+    record = wait_for(new_success, timeout=180, interval=0.25)
     if record is None:
         return "no successful run within 180 s (see daemon.log)"
     run_id = record.dagster_run.run_id
@@ -357,26 +321,10 @@ def daemon_measurements(
     from api.app import create_app
     from generators.commerce import generate_events
 
-    home = Path(tempfile.mkdtemp(prefix="afluente_bench_home_"))
-    _instance_yaml(home)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "WAREHOUSE_URL": pg_url,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "COMMERCE_KAFKA_TOPIC": topic,
-        "PYTHONPATH": str(REPO),
-    }
-    log = (home / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "bench.commerce_kafka"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    results: dict = {}
-    try:
+    home = instance_home()
+    env = {"WAREHOUSE_URL": pg_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COMMERCE_KAFKA_TOPIC": topic}
+    results: dict = {"daemon_log": str(home / "daemon.log")}
+    with dagster_daemon("bench.commerce_kafka", home, env):
         os.environ["DAGSTER_HOME"] = str(home)
         instance = DagsterInstance.get()
 
@@ -384,9 +332,9 @@ def daemon_measurements(
             return list(instance.get_run_records(filters=RunsFilter(tags={TOPIC_TAG: topic})))
 
         # Wait until the daemon has caught up with the backlog (nothing queued or running).
-        _wait_for(lambda: runs_for_topic() is not None, 5)
+        wait_for(lambda: runs_for_topic() is not None, 5)
         time.sleep(15)
-        _wait_for(
+        wait_for(
             lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)),
             timeout=600,
             interval=1.0,
@@ -406,9 +354,9 @@ def daemon_measurements(
             response = client.get("/api/metrics/summary")
             return response.status_code == 200 and response.json().get("total_events", 0) >= 999_000
 
-        caught_up = _wait_for(marts_caught_up, timeout=900, interval=2.0)
+        caught_up = wait_for(marts_caught_up, timeout=900, interval=2.0)
         results["backlog_marts_s"] = round(time.time() - backlog_started, 1) if caught_up else None
-        _wait_for(
+        wait_for(
             lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)), 600, 1.0
         )
         results["small_batch_steady"] = _small_batch(instance, runs_for_topic, bootstrap, topic, seed=778)
@@ -455,15 +403,6 @@ def daemon_measurements(
             }
         runs = runs_for_topic()
         results["runs_during_daemon_phase"] = len([r for r in runs if r.dagster_run.run_id not in known])
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        results["daemon_log"] = str(home / "daemon.log")
     return results
 
 
@@ -487,14 +426,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from generators.commerce import produce_parallel
 
-    urls = _services()
+    urls = service_urls()
     admin_url = urls["pg"]
     bootstrap = urls["kafka"]
     topic = f"bench.commerce.{uuid.uuid4().hex[:8]}"
     kafka = KafkaResource(bootstrap_servers=bootstrap, client_id="afluente-bench")
     kafka.create_topic(topic, partitions=3)
-    pg_url = _fresh_database(admin_url, "bench_commerce")
-    baseline_url = _fresh_database(admin_url, "bench_seed")
+    pg_url = fresh_database(admin_url, "bench_commerce")
+    baseline_url = fresh_database(admin_url, "bench_seed")
     os.environ.update(
         {
             "WAREHOUSE_URL": pg_url,
@@ -575,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
         print(json.dumps(report, indent=2, default=str))
         if not args.keep:
-            _drop_database(admin_url, pg_url)
-            _drop_database(admin_url, baseline_url)
+            drop_database(admin_url, pg_url)
+            drop_database(admin_url, baseline_url)
             kafka.delete_topic(topic)
     return 0
 
