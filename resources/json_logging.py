@@ -110,6 +110,7 @@ class JsonFormatter(JsonLinesFormatter):
     ) -> None:
         extras: dict[str, Any] = {}
         super().add_fields(extras, record, message_dict)  # extras, exc_info, stack_info
+        extras.pop("message", None)  # the library copies the message in; ours is a core field
         out = self.context_fields(record)
         for key, value in extras.items():
             out[key if key not in out else f"extra_{key}"] = value

@@ -42,6 +42,7 @@ def test_plain_record_is_one_json_object_with_core_fields_first() -> None:
     assert obj["ts"].endswith("+00:00") and "T" in obj["ts"]
     assert obj["run_id"] is None and obj["asset_key"] is None  # outside a run: present, null
     assert obj["rows"] == 3 and obj["table"] == "raw.x"
+    assert set(obj) == {*CORE, "rows", "table"}  # the message once, not again as an extra
 
 
 def test_exception_and_unserializable_extras() -> None:
