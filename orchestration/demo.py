@@ -46,6 +46,7 @@ UNFINISHED = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
+FAILED = [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 SENSOR_TAG = "dagster/sensor_name"
 # Landed files and no run after this long: the daemon cannot load the code location or its sensors fail.
 FIRST_RUN_TIMEOUT_S = 180.0
@@ -179,6 +180,7 @@ def wait_for_daemon(
     timeout_s: float,
 ) -> str | None:
     """Poll until the daemon is done with the landed data; None when done, else what is still missing."""
+    since = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     deadline = started + timeout_s
     waiting = "the daemon to start"
@@ -187,6 +189,9 @@ def wait_for_daemon(
             return f"the daemon exited with code {proc.returncode}"
         files = pending_files(landing, plan.feeds)
         running = instance.get_runs_count(RunsFilter(statuses=UNFINISHED))
+        failed = instance.get_runs(RunsFilter(statuses=FAILED, created_after=since), limit=5)
+        if failed:  # the demo is not green whatever happens next: say which runs at once
+            return "failed run(s): " + "; ".join(f"{run.job_name} {run.run_id[:8]}" for run in failed)
         if files and not instance.get_runs_count() and time.monotonic() - started > FIRST_RUN_TIMEOUT_S:
             return f"no run launched in {FIRST_RUN_TIMEOUT_S:.0f}s although files landed (see the daemon log)"
         late = [] if files or running else unbuilt_targets(instance, plan)
