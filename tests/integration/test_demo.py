@@ -72,7 +72,8 @@ def test_demo_ends_green_with_the_sensors_runs(tmp_path: Path, monkeypatch: pyte
     _run(["-m", "generators.subscriptions", "--users", "300", "--days", "30",
           "--out", str(landing / "subscriptions"), "--files", "1"], env)  # fmt: skip
 
-    out = _run(["-m", "orchestration.demo"], env)
+    # Below the subprocess timeout: the demo stops its daemon itself (a killed demo cannot).
+    out = _run(["-m", "orchestration.demo", "--timeout", "780"], env)
     assert "demo data ready" in out, out
 
     for key, value in demo_env.items():
