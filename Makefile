@@ -38,8 +38,11 @@ $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.local.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp orchestration/dagster.local.yaml $@
 
-## demo: install, generate sample files for every domain, materialize everything, start the Dagster UI
-demo: install $(DAGSTER_HOME)/dagster.yaml demo-data demo-materialize ui
+## demo: install, generate sample files for every domain, then serve at once (Dagster UI, read API and
+## dashboard answer while the daemon's sensors ingest the files and build every mart: watch the runs);
+## the daemon keeps running afterwards. Ctrl-C stops everything.
+demo: install $(DAGSTER_HOME)/dagster.yaml demo-data
+	@$(MAKE) --no-print-directory ui DEMO=1
 
 demo-data: install
 	$(PY) -m generators.exports --rows 20000 --files 2 --format csv --out data/landing/exports --seed 1
@@ -52,19 +55,24 @@ demo-data: install
 # The demo has no search engine: the insight indices are not built nor watched (README, SEARCH_ENABLED).
 demo-materialize ui: export SEARCH_ENABLED ?= false
 
+## demo-materialize: headless: the daemon ingests the landed files and builds every mart, then stops
 demo-materialize: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m orchestration.demo
 
 ## ui: the Dagster webserver and daemon (the two processes of a deployment) and the read API; Ctrl-C
-## stops all three
+## stops all three. With DEMO=1 the demo's daemon (orchestration.demo, short ticks) runs first, while the
+## UI and the API already answer, then the daemon on the configured ticks takes over.
 export API_PORT ?= 8000
+DEMO ?=
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	@printf '\n  Dagster UI  http://127.0.0.1:%s\n  API docs    http://127.0.0.1:%s/docs\n  Dashboard   http://127.0.0.1:%s/dashboard\n\n' \
 		$(DAGSTER_PORT) $(API_PORT) $(API_PORT)
-	@trap 'kill $$daemon $$api 2>/dev/null; wait 2>/dev/null' EXIT; \
-	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	@trap 'kill $$web $$api $$daemon 2>/dev/null; wait 2>/dev/null' EXIT; \
+	$(VENV)/bin/dagster-webserver -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0 & web=$$!; \
 	API_HOST=0.0.0.0 $(PY) -m api & api=$$!; \
-	$(VENV)/bin/dagster-webserver -w workspace.yaml -p $(DAGSTER_PORT) -h 0.0.0.0
+	$(if $(DEMO),$(PY) -m orchestration.demo || echo "demo: a run failed (see it in the Dagster UI)";) \
+	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	wait $$web
 
 ## test: install, lint and type-check, start the real services (PostgreSQL, Kafka, OpenSearch, FerretDB),
 ## run every test
