@@ -72,6 +72,10 @@ def drill_env(
         "MONGO_URI": mongo_url,
         "USAGE_MONGO_DATABASE": f"drill_{os.getpid()}_{time.time_ns() % 10**9}",
         "SEARCH_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: search stays out of the drill
+        "SEARCH_ENABLED": "false",  # and the system-logs monitor's sensor with it (no run every tick)
+        # The subscriptions feed reads its own (empty) drill topics, never the shared ones.
+        "SUBSCRIPTIONS_COMMANDS_TOPIC": f"{topic}.subscriptions.commands",
+        "SUBSCRIPTIONS_RESPONSES_TOPIC": f"{topic}.subscriptions.responses",
         "EXPORTS_REFRESH_CRON": NEVER,
         "USAGE_INDEX_REFRESH_CRON": NEVER,
         "COMMERCE_DATA_TESTS_CRON": NEVER,
@@ -191,7 +195,9 @@ def assert_commerce_exact(
     ledger = rows(
         pg,
         "SELECT kafka_partition, MIN(start_offset) AS lo, MAX(next_offset) AS hi, "
-        "SUM(next_offset - start_offset) AS covered FROM raw.kafka_offsets GROUP BY kafka_partition",
+        "SUM(next_offset - start_offset) AS covered FROM raw.kafka_offsets WHERE topic = :topic "
+        "GROUP BY kafka_partition",
+        {"topic": topic},
     )
     assert {r["kafka_partition"]: (r["lo"], r["hi"], r["covered"]) for r in ledger} == {
         p: (0, end, end) for p, end in ends.items() if end
@@ -240,4 +246,15 @@ def health_state(warehouse_url: str) -> tuple[int, str, dict[str, str]]:
 
 
 def health_returns_to(warehouse_url: str, prior: tuple, log: Path, timeout: float = 60) -> None:
-    until(f"/health back to {prior}", lambda: health_state(warehouse_url) == prior, timeout, log, every=1.0)
+    seen: list[tuple] = []
+
+    def back() -> bool:
+        seen[:] = [health_state(warehouse_url)]
+        return seen[0] == prior
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if back():
+            return
+        time.sleep(1.0)
+    pytest.fail(f"/health not back to {prior} within {timeout:.0f}s: still {seen}\n{log.read_text()[-2000:]}")
