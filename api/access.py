@@ -33,7 +33,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi import send_bytes
-from resources.settings import setting, setting_bool
+from resources.settings import ApiSettings
 
 ROLES = ("viewer", "ops", "writer")
 # Longest prefix wins; paths matching none are open (health probes, docs, the dashboard's pages).
@@ -90,8 +90,9 @@ def parse_key_entries(lines: Iterable[str]) -> dict[str, ApiKey]:
 
 def configured_keys() -> dict[str, ApiKey]:
     """Keys from ``API_KEYS`` (comma-separated) and the secret file ``API_KEYS_FILE``."""
-    entries = [e for e in setting("API_KEYS").split(",") if e.strip()]
-    path = setting("API_KEYS_FILE")
+    settings = ApiSettings.current()
+    entries = [e for e in settings.keys.split(",") if e.strip()]
+    path = settings.keys_file
     if path:
         entries.extend(Path(path).read_text().splitlines())
     return parse_key_entries(entries)
@@ -177,16 +178,17 @@ class AccessMiddleware:
 
 def access_from_settings() -> AccessControl | None:
     """The configured access control, or ``None`` when ``API_AUTH`` is off (``make demo``)."""
-    if not setting_bool("API_AUTH"):
+    settings = ApiSettings.current()
+    if not settings.auth:
         return None
     keys = configured_keys()
     if not keys:
         raise AccessConfigError("API_AUTH is on but neither API_KEYS nor API_KEYS_FILE holds a key")
-    limit = setting("API_RATE_LIMIT").strip()
+    limit = settings.rate_limit.strip()
     return AccessControl(
         keys,
         rate_limit=None if limit.lower() in ("", "off", "none") else limit,
-        storage_uri=setting("API_RATE_LIMIT_STORAGE"),
+        storage_uri=settings.rate_limit_storage,
     )
 
 

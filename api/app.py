@@ -15,7 +15,7 @@ from api.docs_offline import install_offline_docs
 from api.routers.ops import HealthReport, health_report
 from api.schema import NOT_PRODUCED
 from api.serving import install_serving
-from resources.settings import setting
+from resources.settings import ApiSettings, LoggingSettings, WarehouseSettings
 from resources.warehouse_core import dialect_of
 
 # Routes are matched in this order, one by one: the write path (subscriptions commands, answered at
@@ -33,7 +33,7 @@ ROUTER_MODULES: tuple[str, ...] = (
 
 def create_app(warehouse_url: str | None = None) -> FastAPI:
     """Build the app over ``warehouse_url`` (default: the ``WAREHOUSE_URL`` setting)."""
-    url = warehouse_url or setting("WAREHOUSE_URL")
+    url = warehouse_url or WarehouseSettings.current().url
     database = Database(url)
 
     app = FastAPI(
@@ -104,23 +104,22 @@ def main() -> None:
 
     from resources.json_logging import uvicorn_log_config
 
-    host = os.environ.get("API_HOST", "127.0.0.1")
-    port = int(os.environ.get("API_PORT", "8000"))
-    level = os.environ.get("API_LOG_LEVEL") or setting("AFLUENTE_LOG_LEVEL")
+    settings, logging_settings = ApiSettings.current(), LoggingSettings.current()
+    level = os.environ.get("API_LOG_LEVEL") or logging_settings.level
     # One JSON object per line (AFLUENTE_LOG_FORMAT=text for humans) for uvicorn and the platform loggers,
     # configured before create_app() so its own warnings are structured too.
-    log_config = uvicorn_log_config(level, setting("AFLUENTE_LOG_FORMAT"))
+    log_config = uvicorn_log_config(level, logging_settings.format)
     logging.config.dictConfig(log_config)
     # Several worker processes on PostgreSQL (one per core by default), each with its own app, cache and
     # pool; one on DuckDB, whose file admits a single process at a time.
-    workers = int(setting("API_WORKERS")) or (
-        1 if dialect_of(setting("WAREHOUSE_URL")) == "duckdb" else os.cpu_count() or 1
+    workers = settings.workers or (
+        1 if dialect_of(WarehouseSettings.current().url) == "duckdb" else os.cpu_count() or 1
     )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         workers=workers,
         log_level=level.lower(),
         log_config=log_config,

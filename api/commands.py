@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from resources.event_producer import EventProducer
-from resources.settings import setting, setting_int
+from resources.settings import KafkaSettings, SubscriptionsSettings
 
 # Fixed namespace: the same (route, user, key) names the same command in every process and release.
 COMMAND_NAMESPACE = uuid.UUID("5b0c7a3e-2f4d-4c55-9a51-0f3c8e6a4d21")
@@ -179,9 +179,8 @@ class CommandBus:
 
 def bus_from_settings() -> CommandBus:
     """The Kafka-backed bus configured by ``KAFKA_BOOTSTRAP_SERVERS`` and the ``SUBSCRIPTIONS_*`` settings."""
+    settings = SubscriptionsSettings.current()
     sink = KafkaCommandSink(
-        setting("KAFKA_BOOTSTRAP_SERVERS"),
-        setting("SUBSCRIPTIONS_COMMANDS_TOPIC"),
-        setting_int("SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS"),
+        KafkaSettings.current().bootstrap_servers, settings.commands_topic, settings.produce_timeout_ms
     )
-    return CommandBus(sink, setting_int("SUBSCRIPTIONS_IDEMPOTENCY_CACHE_SIZE"))
+    return CommandBus(sink, settings.idempotency_cache_size)

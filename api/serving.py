@@ -19,7 +19,7 @@ from api.cache import CacheMiddleware, PostgresNotifyVersion, ResponseCache, ver
 from api.db import Database
 from api.telemetry import MetricsMiddleware, install_metrics
 from api.versioning import add_versioned
-from resources.settings import setting, setting_bool, setting_int
+from resources.settings import ApiSettings, KafkaSettings
 
 # Seed routers and their /v1 home.
 V1_PREFIXES = {
@@ -49,11 +49,12 @@ def install_serving(app: FastAPI, database: Database, router_modules: Iterable[s
     for versioned in add_versioned(routers):
         app.include_router(versioned)
 
-    if setting_bool("API_CACHE"):
+    settings = ApiSettings.current()
+    if settings.cache:
         version = version_source(database.url)
         app.add_middleware(
             CacheMiddleware,
-            cache=ResponseCache(max_entries=setting_int("API_CACHE_MAX_ENTRIES")),
+            cache=ResponseCache(max_entries=settings.cache_max_entries),
             version=version,
             prefixes=CACHED_PREFIXES,
             exclude=UNCACHED_PATHS,
@@ -63,7 +64,7 @@ def install_serving(app: FastAPI, database: Database, router_modules: Iterable[s
     control = access_from_settings()
     if control is not None:
         app.add_middleware(AccessMiddleware, control=control)
-    kafka = setting("KAFKA_BOOTSTRAP_SERVERS") if setting_bool("API_METRICS_KAFKA_LAG") else None
+    kafka = KafkaSettings.current().bootstrap_servers if settings.metrics_kafka_lag else None
     metrics = install_metrics(database.warehouse.connect, database.warehouse.engine(), kafka)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.metrics = metrics

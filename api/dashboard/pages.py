@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from resources.settings import setting, setting_int
+from resources.settings import DashboardSettings
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -61,8 +61,8 @@ def _render(request: Request, page: str) -> HTMLResponse:
             "page": page,
             "pages": PAGES,
             "title": PAGES.get(page, "Overview"),
-            "refresh_seconds": max(5, setting_int("DASHBOARD_REFRESH_SECONDS")),
-            "dagster_ui_url": setting("DAGSTER_UI_URL").rstrip("/"),
+            "refresh_seconds": max(5, DashboardSettings.current().refresh_seconds),
+            "dagster_ui_url": DashboardSettings.current().dagster_ui_url.rstrip("/"),
         },
     )
 

@@ -3,14 +3,13 @@
 Every endpoint reads an insight index alias (``<USAGE_INDEX_PREFIX>usage_*``), so a rebuild in
 progress is invisible (the alias switches atomically) and the warehouse is never queried per request.
 The search client comes from ``SEARCH_URL`` / ``SEARCH_ENGINE`` (``ELASTICSEARCH_USER`` /
-``ELASTICSEARCH_PASSWORD`` when set) through :class:`resources.search_client.SearchClient`; tests override
-the ``get_search`` / ``get_index_prefix`` dependencies.
+``ELASTICSEARCH_PASSWORD`` when a user is set) through :class:`resources.search_client.SearchClient`;
+tests override the ``get_search`` / ``get_index_prefix`` dependencies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from api.schema import Day, Text
 from resources.search_client import SearchClient
-from resources.settings import setting, setting_bool
+from resources.settings import SearchSettings, UsageSettings
 from resources.usage_index_specs import ALERTS, DAILY, PROMPTS, TOP_USERS, InsightIndex
 
 router = APIRouter(prefix="/insights", tags=["insights"])
@@ -33,23 +32,24 @@ USER_PATTERN = r"^[A-Za-z0-9_.@+\-]{1,100}$"
 
 @lru_cache(maxsize=1)
 def _search_from_settings() -> SearchClient:
+    settings = SearchSettings.current()
     return SearchClient(
-        url=setting("SEARCH_URL"),
-        engine=setting("SEARCH_ENGINE"),
-        username=os.environ.get("ELASTICSEARCH_USER") or None,
-        password=os.environ.get("ELASTICSEARCH_PASSWORD") or None,
+        url=settings.url,
+        engine=settings.engine,
+        username=settings.user or None,
+        password=settings.password or None,
     )
 
 
 def get_search() -> SearchClient:
     """The process-wide search client (one connection pool), from the environment."""
-    if not setting_bool("SEARCH_ENABLED"):
+    if not SearchSettings.current().enabled:
         raise HTTPException(503, "search engine unavailable: not configured here (SEARCH_ENABLED=false)")
     return _search_from_settings()
 
 
 def get_index_prefix() -> str:
-    return setting("USAGE_INDEX_PREFIX")
+    return UsageSettings.current().index_prefix
 
 
 SearchDep = Annotated[SearchClient, Depends(get_search)]

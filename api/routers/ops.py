@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.db import Database, Db, NotMaterializedError, WarehouseUnavailableError
 from api.schema import Instant, UtcDateTime
 from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, freshness_status
-from resources.settings import setting_int
+from resources.settings import OpsSettings
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
@@ -190,7 +190,7 @@ def _incident_rows(db: Database, sql: str, params: dict[str, Any]) -> list[dict[
 def incidents_check(db: Database, now: datetime | None = None) -> dict[str, Any]:
     """Incidents of the health window; unresolved ones (see :func:`is_unresolved`) degrade health."""
     now = now or now_utc()
-    window = setting_int("OPS_HEALTH_INCIDENT_WINDOW_HOURS")
+    window = OpsSettings.current().health_incident_window_hours
     recent = _incident_rows(
         db,
         f"SELECT incident_id, detected_at, job_name, diagnosis, action FROM {INCIDENTS} "
@@ -237,7 +237,7 @@ def health_report(db: Database) -> tuple[int, HealthReport]:
             return 503, HealthReport(status="down", checks=HealthChecks(warehouse=warehouse))
         except Exception as exc:  # a broken record must not hide behind "ok"
             checks[name] = {"status": "unknown", "detail": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    checks["incidents"].setdefault("window_hours", setting_int("OPS_HEALTH_INCIDENT_WINDOW_HOURS"))
+    checks["incidents"].setdefault("window_hours", OpsSettings.current().health_incident_window_hours)
     degraded = any(check["status"] != "ok" for check in checks.values())
     return 200, HealthReport(
         status="degraded" if degraded else "ok",
