@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from dagster import AssetKey, AssetSpec, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from resources.landing_zone import LandingZoneResource
-from resources.settings import setting, setting_bool
+from resources.settings import LandingSettings, SearchSettings, WarehouseSettings
 from resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,9 +235,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from orchestration.definitions import defs  # the code location the daemon loads too
 
     plan = plan_demo(list(defs.resolve_all_asset_specs()))
-    landing = LandingZoneResource(root=setting("AFLUENTE_LANDING_DIR"))
-    warehouse = WarehouseResource(url=setting("WAREHOUSE_URL"))
-    if setting_bool("SEARCH_ENABLED"):
+    landing = LandingZoneResource(root=LandingSettings.current().root)
+    warehouse = WarehouseResource(url=WarehouseSettings.current().url)
+    if SearchSettings.current().enabled:
         print("note: SEARCH_ENABLED=true: the insight indices will be built and need SEARCH_URL to answer")
     instance = DagsterInstance.get()
     instance.get_runs_count()  # the instance's storage exists before the daemon opens it

@@ -56,7 +56,7 @@ from dagster import (
     sensor,
 )
 
-from resources.settings import setting_int
+from resources.settings import SelfHealingSettings
 from resources.warehouse import WarehouseResource
 from sensors.incidents_store import link_retry_run, record_incidents, recorded_incidents
 from sensors.reexecution import (
@@ -117,7 +117,7 @@ def handle_failed_run(
         failed,
         targets,
         reexecutions_so_far=reexecutions,
-        max_reexecutions=setting_int("AFLUENTE_MAX_AUTO_REEXECUTIONS"),
+        max_reexecutions=SelfHealingSettings.current().max_auto_reexecutions,
         superseded_by=superseding_run(context.instance, failed) if transient else None,
     )
     incidents = incidents_for(failed, decision)

@@ -39,7 +39,7 @@ from dagster import (
     sensor,
 )
 
-from resources.settings import setting_int
+from resources.settings import SelfHealingSettings
 from sensors.reexecution import WORKER_LOST_TAG
 
 # A pid reused by a process started this long after the run worker's start event is another process.
@@ -117,7 +117,7 @@ def fail_runs_with_dead_workers(instance: DagsterInstance, limit: int = _MAX_RUN
 
 def fail_lost_launches(instance: DagsterInstance, limit: int = _MAX_RUNS_PER_TICK) -> list[str]:
     """Mark failed every run STARTING for longer than the setting with no live run worker."""
-    grace = setting_int("AFLUENTE_RUN_WORKER_START_SECONDS")
+    grace = SelfHealingSettings.current().run_worker_start_seconds
     now = time.time()
     failed = []
     for record in instance.get_run_records(
