@@ -19,7 +19,7 @@ from assets.commerce.raw_events import (
     kafka_commerce_events,
 )
 from orchestration.declared import declared, declared_assets, declared_sensor
-from resources.settings import setting
+from resources.settings import ScheduleSettings
 
 # The Kafka topic source is declared in assets/defs/commerce/kafka_events/defs.yaml (its ingest
 # asset, the commerce_kafka_ingest and commerce_kafka_ingest_and_refresh jobs, the offsets sensor);
@@ -45,8 +45,8 @@ commerce_data_tests_job = define_asset_job(
 commerce_data_tests_schedule = ScheduleDefinition(
     name="commerce_data_tests_schedule",
     job=commerce_data_tests_job,
-    cron_schedule=setting("COMMERCE_DATA_TESTS_CRON"),
-    execution_timezone=setting("AFLUENTE_TIMEZONE"),
+    cron_schedule=ScheduleSettings.current().commerce_data_tests_cron,
+    execution_timezone=ScheduleSettings.current().timezone,
     default_status=DefaultScheduleStatus.RUNNING,
     description=(
         "Data tests of the commerce models on a cadence: the streaming refresh runs leave them out "

@@ -56,7 +56,7 @@ from dagster import (
 
 from orchestration.layers import map_specs
 from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, Status, freshness_status, utc_now
-from resources.settings import setting_bool, setting_int
+from resources.settings import OpsSettings, SearchSettings
 from resources.warehouse import WarehouseResource
 
 AGGREGATE_PREFIXES: tuple[str, ...] = ("mart", "search")
@@ -64,13 +64,6 @@ SEARCH_PREFIX = "search"
 FRESHNESS_CHECK_NAME = "freshness"
 FRESHNESS_SENSOR_NAME = "aggregate_freshness_sensor"
 
-# Domain (asset group) -> (setting, minutes per unit). Other groups use FRESHNESS_DEFAULT_MINUTES.
-THRESHOLD_SETTINGS: dict[str, tuple[str, int]] = {
-    "exports": ("EXPORTS_FRESHNESS_HOURS", 60),
-    "commerce": ("COMMERCE_FRESHNESS_MINUTES", 1),
-    "usage": ("USAGE_FRESHNESS_MINUTES", 1),
-}
-DEFAULT_THRESHOLD_SETTING = "FRESHNESS_DEFAULT_MINUTES"
 # A sensor tick must stay well below the gRPC timeout even when a run holds the DuckDB file.
 _SENSOR_LOCK_TIMEOUT_S = 15.0
 
@@ -79,8 +72,13 @@ Clock = Callable[[], dt.datetime]
 
 def threshold_for(domain: str) -> tuple[dt.timedelta, str]:
     """The configured threshold of a domain and the setting it came from (at least one minute)."""
-    name, unit_minutes = THRESHOLD_SETTINGS.get(domain, (DEFAULT_THRESHOLD_SETTING, 1))
-    minutes = setting_int(name) * unit_minutes
+    settings = OpsSettings.current()
+    # Domain (asset group) -> (setting, minutes). Other groups use FRESHNESS_DEFAULT_MINUTES.
+    name, minutes = {
+        "exports": ("EXPORTS_FRESHNESS_HOURS", settings.exports_freshness_hours * 60),
+        "commerce": ("COMMERCE_FRESHNESS_MINUTES", settings.commerce_freshness_minutes),
+        "usage": ("USAGE_FRESHNESS_MINUTES", settings.usage_freshness_minutes),
+    }.get(domain, ("FRESHNESS_DEFAULT_MINUTES", settings.default_freshness_minutes))
     if minutes < 1:
         raise ValueError(f"{name} must be at least 1 minute (Dagster's freshness windows start at 1 minute)")
     return dt.timedelta(minutes=minutes), name
@@ -106,7 +104,7 @@ class Aggregate:
 
 def watched_prefixes() -> tuple[str, ...]:
     """Aggregate prefixes this deployment builds: ``search`` only where a search engine is configured."""
-    if setting_bool("SEARCH_ENABLED"):
+    if SearchSettings.current().enabled:
         return AGGREGATE_PREFIXES
     return tuple(prefix for prefix in AGGREGATE_PREFIXES if prefix != SEARCH_PREFIX)
 
@@ -313,7 +311,8 @@ def build_freshness_sensor(
 
     @sensor(
         name=name,
-        minimum_interval_seconds=minimum_interval_seconds or setting_int("FRESHNESS_SENSOR_INTERVAL_SECONDS"),
+        minimum_interval_seconds=minimum_interval_seconds
+        or OpsSettings.current().freshness_sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Evaluates the freshness of every mart and search index against its configured threshold, "

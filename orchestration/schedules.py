@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
 from assets.exports.raw_exportacao import RAW_EXPORTACAO
-from resources.settings import setting
+from resources.settings import ScheduleSettings
 
 # Everything built from the raw export rows: stg.exportacao and the mart reports.
 export_reports_selection = AssetSelection.assets(RAW_EXPORTACAO).downstream(include_self=False)
@@ -20,8 +20,8 @@ refresh_export_reports_job = define_asset_job(
 refresh_export_reports_daily = ScheduleDefinition(
     name="refresh_export_reports_daily",
     job=refresh_export_reports_job,
-    cron_schedule=setting("EXPORTS_REFRESH_CRON"),
-    execution_timezone=setting("AFLUENTE_TIMEZONE"),
+    cron_schedule=ScheduleSettings.current().exports_refresh_cron,
+    execution_timezone=ScheduleSettings.current().timezone,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Daily refresh of the export reports, as the seed's CronJob did at 01:00.",
 )

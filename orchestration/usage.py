@@ -22,7 +22,7 @@ from dagster import (
 from assets.usage.alert_thresholds import usage_alert_thresholds
 from assets.usage.insight_indices import INSIGHT_INDEX_KEYS, index_asset_key, insight_index_assets
 from orchestration.declared import declared_assets, declared_sensor
-from resources.settings import setting, setting_bool
+from resources.settings import ScheduleSettings, SearchSettings
 from resources.usage_index_specs import INSIGHT_INDICES
 
 # The MongoDB source (raw/usage_events + rejects, its watermark sensor) is declared in
@@ -58,14 +58,14 @@ def rebuildable_indices(instance: DagsterInstance) -> tuple[list[AssetKey], list
     return ready, missing
 
 
-SEARCH_ENABLED = setting_bool("SEARCH_ENABLED")
+SEARCH_ENABLED = SearchSettings.current().enabled
 
 
 @schedule(
     name="rebuild_usage_insight_indices_hourly",
     job=rebuild_usage_indices_job,
-    cron_schedule=setting("USAGE_INDEX_REFRESH_CRON"),
-    execution_timezone=setting("AFLUENTE_TIMEZONE"),
+    cron_schedule=ScheduleSettings.current().usage_index_refresh_cron,
+    execution_timezone=ScheduleSettings.current().timezone,
     # Without a search engine every run would fail: stopped, and the description says why.
     default_status=DefaultScheduleStatus.RUNNING if SEARCH_ENABLED else DefaultScheduleStatus.STOPPED,
     description=(

@@ -18,14 +18,15 @@ from orchestration.freshness import (
     threshold_for,
     with_freshness,
 )
-from resources.settings import setting_int
+from resources.settings import OpsSettings
 from resources.warehouse import WarehouseResource
 
+OPS = OpsSettings.current()
 EXPECTED_MINUTES = {
-    "exports": setting_int("EXPORTS_FRESHNESS_HOURS") * 60,
-    "commerce": setting_int("COMMERCE_FRESHNESS_MINUTES"),
-    "usage": setting_int("USAGE_FRESHNESS_MINUTES"),
-    "monitor": setting_int("FRESHNESS_DEFAULT_MINUTES"),  # search/system_logs
+    "exports": OPS.exports_freshness_hours * 60,
+    "commerce": OPS.commerce_freshness_minutes,
+    "usage": OPS.usage_freshness_minutes,
+    "monitor": OPS.default_freshness_minutes,  # search/system_logs
 }
 
 
@@ -60,7 +61,7 @@ def test_freshness_checks_are_warn_and_data_tests_keep_their_declared_severity()
 def test_freshness_sensor_is_on_by_default() -> None:
     sensor = next(s for s in defs.sensors if s.name == FRESHNESS_SENSOR_NAME)
     assert str(sensor.default_status).endswith("RUNNING")
-    assert sensor.minimum_interval_seconds == setting_int("FRESHNESS_SENSOR_INTERVAL_SECONDS")
+    assert sensor.minimum_interval_seconds == OPS.freshness_sensor_interval_seconds
 
 
 def test_thresholds_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
