@@ -125,9 +125,9 @@ def _text_formatter() -> logging.Formatter:
 def log_file() -> str | None:
     """``AFLUENTE_LOG_FILE``: a file the JSON lines are also appended to (the system_logs monitor tails
     it), its folder created; None when unset."""
-    from resources.settings import setting
+    from resources.settings import LoggingSettings
 
-    path = setting("AFLUENTE_LOG_FILE").strip()
+    path = LoggingSettings.current().file.strip()
     if not path:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # uvicorn's dictConfig opens it as is

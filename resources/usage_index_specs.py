@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resources.search_indices import IndexDefinition
-from resources.settings import setting
+from resources.settings import UsageSettings
 
 _KW = {"type": "keyword"}
 _LONG = {"type": "long"}
@@ -32,7 +32,7 @@ class InsightIndex:
     settings: dict | None = None
 
     def alias(self, prefix: str | None = None) -> str:
-        return f"{setting('USAGE_INDEX_PREFIX') if prefix is None else prefix}{self.name}"
+        return f"{UsageSettings.current().index_prefix if prefix is None else prefix}{self.name}"
 
     def definition(self, prefix: str | None = None) -> IndexDefinition:
         return IndexDefinition(

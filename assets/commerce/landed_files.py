@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization
 from assets.commerce.file_reader import read_commerce_file
 from assets.commerce.tables import DEAD_LETTER_TABLE, EVENTS_TABLE, RAW_SCHEMA, ensure_commerce_tables
 from assets.sources.landing_feed.contract import FileIngestOutcome, LandedContent, ParsedFile
-from resources.settings import setting_int
+from resources.settings import CommerceSettings
 from resources.warehouse import WarehouseResource
 
 # The assets owning the tables the files write to (the Kafka source's).
@@ -23,7 +23,7 @@ SHARED_REJECTS = AssetKey([RAW_SCHEMA, DEAD_LETTER_TABLE])
 
 def read_commerce_landing_file(content: LandedContent) -> ParsedFile:
     """The JSONL reader, with the event size limit read at run time (COMMERCE_MAX_EVENT_BYTES)."""
-    return read_commerce_file(content, max_event_bytes=setting_int("COMMERCE_MAX_EVENT_BYTES"))
+    return read_commerce_file(content, max_event_bytes=CommerceSettings.current().max_event_bytes)
 
 
 def prepare_commerce_tables(warehouse: WarehouseResource) -> None:

@@ -34,7 +34,7 @@ from assets.monitor._ledger import FILE, KAFKA, ensure_table, read_positions, re
 from assets.monitor._sources import matching_files, read_log_files, read_topics
 from resources.kafka import KafkaResource
 from resources.search import SearchResource
-from resources.settings import SETTINGS, setting, setting_int
+from resources.settings import SETTINGS, MonitorSettings, setting
 from resources.warehouse import WarehouseResource
 
 _REGISTERED = {item.name for item in SETTINGS}
@@ -46,7 +46,7 @@ def resolve_topics(text: str) -> tuple[str, ...]:
     is a topic name; empty values and repeats are left out."""
     topics: list[str] = []
     for entry in (part.strip() for part in text.split(",")):
-        topic = setting(entry).strip() if entry in _REGISTERED else entry
+        topic = str(setting(entry)).strip() if entry in _REGISTERED else entry
         if topic and topic not in topics:
             topics.append(topic)
     return tuple(topics)
@@ -67,14 +67,15 @@ class MonitorConfig:
     @classmethod
     def from_settings(cls) -> MonitorConfig:
         """The configuration in the environment now (read at run and tick time)."""
+        settings = MonitorSettings.current()
         return cls(
-            alias=setting("SYSTEM_LOGS_ALIAS").strip(),
-            topics=resolve_topics(setting("SYSTEM_LOGS_TOPICS")),
-            log_patterns=tuple(p.strip() for p in setting("SYSTEM_LOGS_LOG_FILES").split(",") if p.strip()),
-            retention_days=setting_int("SYSTEM_LOGS_RETENTION_DAYS"),
-            fallback_dir=Path(setting("SYSTEM_LOGS_FALLBACK_DIR")),
-            fallback_max_bytes=setting_int("SYSTEM_LOGS_FALLBACK_MAX_BYTES"),
-            max_docs_per_run=setting_int("SYSTEM_LOGS_MAX_DOCS_PER_RUN"),
+            alias=settings.alias.strip(),
+            topics=resolve_topics(settings.topics),
+            log_patterns=tuple(p.strip() for p in settings.log_files.split(",") if p.strip()),
+            retention_days=settings.retention_days,
+            fallback_dir=Path(settings.fallback_dir),
+            fallback_max_bytes=settings.fallback_max_bytes,
+            max_docs_per_run=settings.max_docs_per_run,
         )
 
     def spool(self) -> FallbackSpool:

@@ -26,7 +26,7 @@ from assets.monitor._pass import MonitorConfig, run_pass
 from assets.monitor._sensor import build_monitor_sensor
 from resources.kafka import KafkaResource
 from resources.search import SearchResource
-from resources.settings import setting, setting_bool, setting_int
+from resources.settings import MonitorSettings, SearchSettings
 from resources.warehouse import WarehouseResource
 
 
@@ -42,7 +42,7 @@ class SystemLogsMonitor(Component, Resolvable, Model):
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         key = AssetKey.from_user_string(self.asset_key)
-        alias = setting("SYSTEM_LOGS_ALIAS")  # as loaded; each run reads it again
+        alias = MonitorSettings.current().alias  # as loaded; each run reads it again
 
         @asset(
             key=key,
@@ -69,12 +69,11 @@ class SystemLogsMonitor(Component, Resolvable, Model):
             description="One system_logs monitor pass: replay the fallback file, index what is new.",
             tags={"afluente/monitor": "system_logs"},
         )
+        searching = SearchSettings.current().enabled
         sensor = build_monitor_sensor(
             name=self.sensor_name,
             job=job,
-            minimum_interval_seconds=setting_int("SYSTEM_LOGS_SENSOR_INTERVAL_SECONDS"),
-            default_status=(
-                DefaultSensorStatus.RUNNING if setting_bool("SEARCH_ENABLED") else DefaultSensorStatus.STOPPED
-            ),
+            minimum_interval_seconds=MonitorSettings.current().sensor_interval_seconds,
+            default_status=DefaultSensorStatus.RUNNING if searching else DefaultSensorStatus.STOPPED,
         )
         return Definitions(assets=[_system_logs], jobs=[job], sensors=[sensor])

@@ -27,7 +27,7 @@ from assets.sources.kafka_topic._ledger import OffsetRange
 from assets.subscriptions.tables import DOMAIN, OWNERS
 from resources.bulk_write import quote_ident
 from resources.kafka import KafkaResource
-from resources.settings import setting
+from resources.settings import SubscriptionsSettings
 from resources.warehouse import WarehouseResource
 
 LEDGER = ("ops", "subscription_responses")
@@ -105,7 +105,7 @@ def _unrecorded_tail(warehouse: WarehouseResource, kafka: KafkaResource, topic: 
     if not ends:
         return
     with warehouse.connect() as conn:
-        recorded = dict(
+        recorded: dict[int, int] = dict(
             conn.execute(
                 sa.text(
                     f"SELECT kafka_partition, MAX(kafka_offset) FROM {quote_ident(conn, *LEDGER)} "
@@ -261,7 +261,7 @@ def response_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource
 ) -> MaterializeResult:
     """Publish the outcomes the ledger does not hold yet (see the module docstring)."""
-    topic = setting("SUBSCRIPTIONS_RESPONSES_TOPIC")
+    topic = SubscriptionsSettings.current().responses_topic
     report = publish_outcomes(warehouse, kafka, topic)
     context.log.info(f"{topic}: {report.published} outcomes published, {report.recovered} recovered")
     return MaterializeResult(

@@ -18,7 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, AutomationCondition, Materi
 from assets.automation import after_upstream_updates
 from assets.usage.tables import EVENTS_TABLE, FILE_EVENTS_TABLE, RAW_SCHEMA
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
-from resources.settings import setting_float, setting_int
+from resources.settings import UsageSettings
 from resources.warehouse import WarehouseResource
 
 THRESHOLDS_KEY = ["stg", "usage_alert_thresholds"]
@@ -35,11 +35,12 @@ class AlertThresholds:
 
     @classmethod
     def from_settings(cls) -> "AlertThresholds":
+        settings = UsageSettings.current()
         thresholds = cls(
-            daily_tokens=setting_int("USAGE_ALERT_DAILY_TOKENS"),
-            spike_factor=setting_float("USAGE_ALERT_SPIKE_FACTOR"),
-            trailing_days=setting_int("USAGE_ALERT_TRAILING_DAYS"),
-            spike_min_tokens=setting_int("USAGE_ALERT_SPIKE_MIN_TOKENS"),
+            daily_tokens=settings.alert_daily_tokens,
+            spike_factor=settings.alert_spike_factor,
+            trailing_days=settings.alert_trailing_days,
+            spike_min_tokens=settings.alert_spike_min_tokens,
         )
         if thresholds.daily_tokens < 1 or thresholds.spike_factor <= 1 or thresholds.trailing_days < 1:
             raise ValueError(

@@ -31,7 +31,7 @@ from resources.bulk_write import driver_connection, quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.search import SearchResource
 from resources.search_indices import build_versioned_index
-from resources.settings import setting_bool, setting_int
+from resources.settings import SearchSettings, UsageSettings
 from resources.usage_index_specs import INSIGHT_INDICES, InsightIndex
 from resources.warehouse import WarehouseResource
 
@@ -108,13 +108,14 @@ def rebuild_insight_index(
     warehouse: WarehouseResource, search: SearchResource, index: InsightIndex, log: Any = None
 ) -> dict[str, Any]:
     """Build a new version of ``index`` from its source table and switch its alias; return metadata."""
+    settings = UsageSettings.current()
     build = build_versioned_index(
         search,
         index.definition(),
         stream_rows(warehouse, index.select_sql),
-        keep=setting_int("USAGE_INDEX_KEEP_VERSIONS"),
-        chunk_size=setting_int("USAGE_INDEX_BULK_CHUNK_DOCS"),
-        thread_count=setting_int("USAGE_INDEX_BULK_THREADS"),
+        keep=settings.index_keep_versions,
+        chunk_size=settings.index_bulk_chunk_docs,
+        thread_count=settings.index_bulk_threads,
         log=log,
     )
     return build.metadata()
@@ -125,7 +126,7 @@ def build_insight_index_asset(index: InsightIndex) -> AssetsDefinition:
     key = index_asset_key(index)
     source_key = AssetKey(list(index.source_table))
     check_name = "index_matches_source"
-    enabled = setting_bool("SEARCH_ENABLED")
+    enabled = SearchSettings.current().enabled
     absent = "" if enabled else " Not built here: no search engine is configured (SEARCH_ENABLED=false)."
 
     @asset(

@@ -35,7 +35,7 @@ from assets.sources.kafka_topic._asset import IngestAssetSpec, build_ingest_asse
 from assets.sources.kafka_topic._ingest import DEFAULT_MAX_MESSAGE_BYTES, Decoder
 from assets.sources.kafka_topic._sensor import build_kafka_offsets_sensor
 from assets.sources.kafka_topic._tables import TopicTables, ensure_tables
-from resources.settings import SETTINGS, setting, setting_bool, setting_int
+from resources.settings import SETTINGS, setting_as
 from resources.warehouse import WarehouseResource
 
 _REGISTERED = {item.name for item in SETTINGS}
@@ -55,11 +55,11 @@ def _qualified(name: str) -> tuple[str, str]:
 
 
 def _int(value: int | FromSetting) -> Callable[[], int]:
-    return (lambda: value) if isinstance(value, int) else (lambda: setting_int(value.setting))
+    return (lambda: value) if isinstance(value, int) else (lambda: setting_as(value.setting, int))
 
 
 def _bool(value: bool | FromSetting) -> Callable[[], bool]:
-    return (lambda: value) if isinstance(value, bool) else (lambda: setting_bool(value.setting))
+    return (lambda: value) if isinstance(value, bool) else (lambda: setting_as(value.setting, bool))
 
 
 class KafkaTopicSource(Component, Resolvable, Model):
@@ -161,7 +161,7 @@ class KafkaTopicSource(Component, Resolvable, Model):
 
     def read_topic(self) -> str:
         """The topic now (a setting is read from the environment at each call)."""
-        return self.topic if isinstance(self.topic, str) else setting(self.topic.setting)
+        return self.topic if isinstance(self.topic, str) else setting_as(self.topic.setting, str)
 
     def load_decoder(self) -> Decoder:
         decoder = callable_rule(self.decoder, "decoder")

@@ -42,7 +42,7 @@ from resources.landing_zone import (
     digest_of_bytes,
     digest_of_key,
 )
-from resources.settings import setting_int
+from resources.settings import LandingSettings
 from resources.warehouse import WarehouseResource
 
 
@@ -244,7 +244,7 @@ def _parse(
     Readers parse bytes already in memory, so whatever they raise fails the same way on every
     attempt: it becomes the quarantine reason (with the traceback in the run log).
     """
-    limit = setting_int("AFLUENTE_LANDING_MAX_LINE_BYTES")
+    limit = LandingSettings.current().max_line_bytes
     if not content.name.lower().endswith(BINARY_SUFFIXES + DOCUMENT_SUFFIXES):
         over = line_over_limit(content.data, limit)
         if over is not None:

@@ -34,7 +34,7 @@ from resources.landing_zone import (
     file_digest,
     partition_key_for,
 )
-from resources.settings import setting, setting_float
+from resources.settings import LandingSettings
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def plan_file_drops(
 
 def marker_feeds() -> set[str]:
     """Feeds whose files wait for a completion marker (``AFLUENTE_LANDING_MARKER_FEEDS``)."""
-    value = setting("AFLUENTE_LANDING_MARKER_FEEDS")
+    value = LandingSettings.current().marker_feeds
     return {feed.strip() for feed in value.split(",") if feed.strip() and feed.strip() != "none"}
 
 
@@ -133,18 +133,19 @@ def build_file_drop_sensor(
         name=name,
         target=target,
         description=description,
-        minimum_interval_seconds=int(setting("AFLUENTE_SENSOR_INTERVAL_SECONDS")),
+        minimum_interval_seconds=LandingSettings.current().sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
     )
     def _file_drop_sensor(
         context: SensorEvaluationContext, landing_zone: LandingZoneResource
     ) -> SensorResult | SkipReason:
         cursor = json.loads(context.cursor) if context.cursor else {}
+        settings = LandingSettings.current()
         scan = landing_zone.scan(
             folder,
             patterns,
-            setting_float("AFLUENTE_LANDING_SETTLE_SECONDS"),
-            setting_float("AFLUENTE_LANDING_UNTERMINATED_SECONDS"),
+            settings.settle_seconds,
+            settings.unterminated_seconds,
             require_marker=domain in marker_feeds(),
         )
         for path, reason in scan.refused:
@@ -160,7 +161,7 @@ def build_file_drop_sensor(
             existing,
             cursor,
             lambda digest, file_name: landing_zone.is_archived(folder, digest, file_name),
-            int(setting("AFLUENTE_MAX_FILES_PER_TICK")),
+            settings.max_files_per_tick,
         )
         for path, original in plan.duplicates:
             moved = landing_zone.set_aside_duplicate(folder, path, original)

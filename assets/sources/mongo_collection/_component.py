@@ -33,7 +33,7 @@ from assets.sources.mongo_collection._sensor import build_watermark_sensor
 from assets.sources.mongo_collection._tables import SourceTables, TableName, ensure_tables
 from resources.dotted import import_dotted
 from resources.mongo import MongoResource
-from resources.settings import setting
+from resources.settings import setting, setting_as
 from resources.warehouse import WarehouseResource
 
 
@@ -114,10 +114,10 @@ class MongoCollectionSource(Component, Resolvable, Model):
 
     def collection(self, mongo: MongoResource) -> Collection[Any]:
         """The declared collection, names read from the settings now."""
-        name = setting(self.collection_setting)
+        name = setting_as(self.collection_setting, str)
         if self.database_setting is None:
             return mongo.collection(name)
-        return mongo.client()[setting(self.database_setting)][name]
+        return mongo.client()[setting_as(self.database_setting, str)][name]
 
     def _check_settings(self) -> None:
         for name in (
@@ -141,13 +141,13 @@ class MongoCollectionSource(Component, Resolvable, Model):
         tables = spec.tables
 
         def max_docs() -> int:
-            return int(setting(self.max_batch_docs_setting))
+            return setting_as(self.max_batch_docs_setting, int)
 
         def lag_seconds() -> float:
-            return float(setting(self.safety_lag_seconds_setting))
+            return setting_as(self.safety_lag_seconds_setting, float)
 
         def peek_timeout_ms() -> int:
-            return int(setting(self.peek_timeout_ms_setting))
+            return setting_as(self.peek_timeout_ms_setting, int)
 
         source = source_spec(
             self.source_name,
@@ -185,7 +185,7 @@ class MongoCollectionSource(Component, Resolvable, Model):
             max_docs=max_docs,
             lag_seconds=lag_seconds,
             peek_timeout_ms=peek_timeout_ms,
-            minimum_interval_seconds=int(setting(self.sensor_interval_seconds_setting)),
+            minimum_interval_seconds=setting_as(self.sensor_interval_seconds_setting, int),
             description=self.sensor_description
             or (
                 f"New and updated documents in MongoDB (watermark in {tables.watermarks}) become one "
