@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.commands import CommandBus
-from resources.settings import setting, setting_int
+from resources.settings import SubscriptionsSettings, WarehouseSettings
 
 TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS bench_commands (correlation_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, "
@@ -52,6 +52,7 @@ class InsertSink:
 def baseline_app() -> FastAPI:
     """``create_app()`` whose command bus writes to ``bench_commands`` in ``WAREHOUSE_URL``."""
     app = create_app()
-    sink = InsertSink(setting("WAREHOUSE_URL"))
-    app.state.subscription_commands = CommandBus(sink, setting_int("SUBSCRIPTIONS_IDEMPOTENCY_CACHE_SIZE"))
+    sink = InsertSink(WarehouseSettings.current().url)
+    cache_size = SubscriptionsSettings.current().idempotency_cache_size
+    app.state.subscription_commands = CommandBus(sink, cache_size)
     return app

@@ -47,10 +47,8 @@ from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.sensors import automation_sensor
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
-from resources.settings import apply_defaults
+from resources.settings import LandingSettings
 from resources.warehouse import WarehouseResource
-
-apply_defaults()
 
 MODULE = "bench.commands_latency"
 TARGET_P95_S = 30.0
@@ -74,10 +72,12 @@ defs = Definitions.merge(
         assets=_subscription_models(),
         sensors=[automation_sensor],
         executor=DEFAULT_EXECUTOR,
+        # main() sets WAREHOUSE_URL and KAFKA_BOOTSTRAP_SERVERS before it starts the daemon, whose
+        # processes inherit them, so these EnvVar resolve there.
         resources={
             "warehouse": WarehouseResource(url=EnvVar("WAREHOUSE_URL")),
             "kafka": KafkaResource(bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS")),
-            "landing_zone": LandingZoneResource(root=EnvVar("AFLUENTE_LANDING_DIR")),
+            "landing_zone": LandingZoneResource(root=LandingSettings.current().root),
         },
     ),
 )

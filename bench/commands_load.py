@@ -32,7 +32,7 @@ from bench.api_load import OUT, hey, hey_binary, serve
 from bench.commands_baseline import TABLE_DDL
 from bench.exports_load import _drop_warehouse, _fresh_warehouse
 from resources.kafka import KafkaResource
-from resources.settings import setting
+from resources.settings import KafkaSettings
 
 PATH = "/usuarios/u-bench-1/pagamento"
 BODY = json.dumps({"valor": "39.90", "metodo": "pix"})
@@ -66,7 +66,7 @@ def _stored(variant: str, kafka: KafkaResource, topic: str, url: str) -> int:
 def run(seconds: int, concurrency: int, workers: int) -> dict[str, Any]:
     """Both variants against one fresh PostgreSQL database and one fresh 3-partition topic."""
     binary = hey_binary()
-    kafka = KafkaResource(bootstrap_servers=setting("KAFKA_BOOTSTRAP_SERVERS"))
+    kafka = KafkaResource(bootstrap_servers=KafkaSettings.current().bootstrap_servers)
     topic = f"bench.commands.{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, partitions=3)
     os.environ["SUBSCRIPTIONS_COMMANDS_TOPIC"] = topic  # serve() hands the environment to the API

@@ -63,13 +63,10 @@ from orchestration.sensors import automation_sensor
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
 from resources.run_status import IN_FLIGHT_STATUSES
-from resources.settings import apply_defaults
+from resources.settings import LandingSettings
 from resources.warehouse import WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
-
-apply_defaults()
-os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 _models = build_sql_model_assets(load_project(), automation_condition_for=for_sql_model)
 _commerce_models = [a for a in _models if any(k.path[1].startswith("commerce_") for k in a.keys)]
@@ -81,10 +78,12 @@ defs = Definitions.merge(
         assets=_commerce_models,
         sensors=[automation_sensor],
         executor=DEFAULT_EXECUTOR,
+        # main() sets WAREHOUSE_URL and KAFKA_BOOTSTRAP_SERVERS before any run; the processes it starts
+        # inherit them, so these EnvVar resolve there.
         resources={
             "warehouse": WarehouseResource(url=EnvVar("WAREHOUSE_URL")),
             "kafka": KafkaResource(bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS")),
-            "landing_zone": LandingZoneResource(root=EnvVar("AFLUENTE_LANDING_DIR")),
+            "landing_zone": LandingZoneResource(root=LandingSettings.current().root),
         },
     ),
 )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ import numpy as np
 from bson import ObjectId, json_util
 from bson.json_util import JSONMode, JSONOptions
 from tqdm import tqdm
+
+from resources.settings import MongoSettings, UsageSettings
 
 __all__ = [
     "DEFECTS",
@@ -494,9 +495,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--mongo", action="store_true", help="insert into MongoDB")
     target.add_argument("--out", type=Path, help="folder (e.g. data/landing/usage) or file to write")
-    parser.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/"))
-    parser.add_argument("--database", default=os.environ.get("USAGE_MONGO_DATABASE", "afluente"))
-    parser.add_argument("--collection", default=os.environ.get("USAGE_MONGO_COLLECTION", "usage_events"))
+    usage = UsageSettings.current()
+    parser.add_argument("--mongo-uri", default=MongoSettings.current().uri)
+    parser.add_argument("--database", default=usage.mongo_database)
+    parser.add_argument("--collection", default=usage.mongo_collection)
     parser.add_argument("--batch-size", type=int, default=10_000, help="insert_many batch size")
     parser.add_argument("--format", choices=("jsonl", "json"), default="jsonl")
     parser.add_argument("--files", type=int, default=1, help="split into this many files (with --out)")

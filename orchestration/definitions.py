@@ -2,44 +2,28 @@
 
 Each domain contributes a partial ``Definitions`` (``orchestration/<domain>.py``); declared instances
 (``assets/defs/*/defs.yaml``) add the sources and the SQL models of all domains (``assets/defs/sql_models``,
-a ``dbt_like_sql.SqlProjectComponent``); resources are bound once here, from environment variables, so
-which warehouse, broker or search engine is used is decided by configuration at run time.
+a ``dbt_like_sql.SqlProjectComponent``); resources are bound once here from the typed settings
+(``orchestration/platform_resources.py``: values, and ``EnvVar`` for secrets that are set), so which
+warehouse, broker or search engine is used is decided by configuration.
 """
 
-from dagster import AssetsDefinition, Definitions, EnvVar, colored_console_logger
+from dagster import AssetsDefinition, Definitions, colored_console_logger
 
-from io_managers.warehouse_io_manager import WarehouseIOManager
 from orchestration import commerce, exports, subscriptions, usage
 from orchestration.declared import declared
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.freshness import with_freshness
 from orchestration.json_logs import json_logger
 from orchestration.layers import with_layer_kinds
+from orchestration.platform_resources import platform_resources
 from orchestration.self_healing import build_self_healing_defs
 from orchestration.sensors import automation_sensor
-from resources.kafka import KafkaResource
-from resources.landing_zone import LandingZoneResource
-from resources.mongo import MongoResource
-from resources.search import SearchResource
-from resources.settings import apply_defaults
-from resources.warehouse import WarehouseResource
-
-apply_defaults()
-
-warehouse = WarehouseResource(url=EnvVar("WAREHOUSE_URL"))
 
 # The SQL models as the declaration builds them (the same objects the code location holds): for jobs,
 # benches and tests that run models next to other assets.
 sql_model_assets = [a for a in declared("sql_models").assets or () if isinstance(a, AssetsDefinition)]
 
-resources = {
-    "warehouse": warehouse,
-    "landing_zone": LandingZoneResource(root=EnvVar("AFLUENTE_LANDING_DIR")),
-    "io_manager": WarehouseIOManager(warehouse=warehouse),
-    "kafka": KafkaResource(bootstrap_servers=EnvVar("KAFKA_BOOTSTRAP_SERVERS")),
-    "mongo": MongoResource(uri=EnvVar("MONGO_URI"), database=EnvVar("USAGE_MONGO_DATABASE")),
-    "search": SearchResource(url=EnvVar("SEARCH_URL"), engine=EnvVar("SEARCH_ENGINE")),
-}
+resources = platform_resources()
 
 defs = Definitions.merge(
     # Declared instances of the platform's mechanisms and the SQL project (assets/defs/*/defs.yaml).

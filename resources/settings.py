@@ -17,7 +17,6 @@ to settings by name. Dagster-free: the read API imports this module.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -502,24 +501,3 @@ def setting_as(name: str, kind: type[T]) -> T:
     if type(value) is not kind:
         raise TypeError(f"{name} is a {type(value).__name__} setting; {kind.__name__} is needed here")
     return value
-
-
-# ----- transitional: removed once every call site reads the typed areas
-
-
-def setting_int(name: str) -> int:
-    return setting_as(name, int)
-
-
-def setting_bool(name: str) -> bool:
-    return setting_as(name, bool)
-
-
-def setting_float(name: str) -> float:
-    return setting_as(name, float)
-
-
-def apply_defaults() -> None:
-    for item in SETTINGS:
-        if item.name not in ("ELASTICSEARCH_USER", "ELASTICSEARCH_PASSWORD"):
-            os.environ.setdefault(item.name, item.default)
