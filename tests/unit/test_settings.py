@@ -38,7 +38,15 @@ def test_values_are_read_fresh_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("true", True), ("YES", True), (" on ", True), ("1", True), ("false", False), ("off", False), ("", False)],
+    [
+        ("true", True),
+        ("YES", True),
+        (" on ", True),
+        ("1", True),
+        ("false", False),
+        ("off", False),
+        ("", False),
+    ],
 )
 def test_flags_read_as_before(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool) -> None:
     monkeypatch.setenv("SEARCH_ENABLED", text)
