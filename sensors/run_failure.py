@@ -39,12 +39,14 @@ Dagster retries runs whose worker crashed, this sensor handles step failures wit
 """
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
@@ -63,6 +65,7 @@ from sensors.reexecution import (
     ACTIONS,
     PARENT_TAG,
     ROOT_TAG,
+    WILL_RETRY_TAG,
     Decision,
     ReexecutionTargets,
     decide,
@@ -87,6 +90,27 @@ def _sensor_warehouse(warehouse: WarehouseResource) -> WarehouseResource:
     )
 
 
+# Dagster tags a failed run dagster/will_retry right after storing its failure: how long to wait for it.
+RETRY_VERDICT_WAIT_S = 2.0
+
+
+def with_retry_verdict(
+    instance: DagsterInstance, run: DagsterRun, wait_s: float = RETRY_VERDICT_WAIT_S
+) -> DagsterRun:
+    """The run as stored now, once Dagster has said whether its own run retries take it.
+
+    With ``run_retries`` on, the instance adds ``dagster/will_retry`` just after the failure event this
+    sensor reacts to; reading the run before that would re-execute a run Dagster retries too. The wait
+    is bounded and only happens in that short window.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        fresh = instance.get_run_by_id(run.run_id) or run
+        if not instance.run_retries_enabled or WILL_RETRY_TAG in fresh.tags or time.monotonic() > deadline:
+            return fresh
+        time.sleep(0.05)
+
+
 def handle_failed_run(
     context: RunFailureSensorContext, warehouse: WarehouseResource, targets: ReexecutionTargets
 ) -> list[RunRequest]:
@@ -95,7 +119,7 @@ def handle_failed_run(
     The re-execution does not depend on the warehouse (often what is down): when the incidents
     cannot be written, the decision is kept in the run's tags and the upkeep sensor writes them.
     """
-    run = context.dagster_run
+    run = with_retry_verdict(context.instance, context.dagster_run)
     warehouse = _sensor_warehouse(warehouse)
     try:
         already = recorded_incidents(warehouse, run.run_id)
