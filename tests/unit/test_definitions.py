@@ -58,11 +58,14 @@ SOURCES = {
 
 def test_every_feed_starts_at_an_external_source_naming_its_setting() -> None:
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
-    assert {key for key in specs if key.startswith("source/")} == set(SOURCES)
+    sources = {key: spec for key, spec in specs.items() if key.startswith("source/")}
+    assert set(SOURCES) <= set(sources)
+    for key, source in sources.items():
+        assert len(source.kinds) == 1 and source.kinds <= {"file", "kafka", "mongodb"}, key
+        assert all(name in (source.description or "") for name in source.metadata["settings"].split(", "))
     for key, (kind, readers) in SOURCES.items():
         source = specs[key]
         assert source.kinds == {kind}, key
-        assert all(name in (source.description or "") for name in source.metadata["settings"].split(", "))
         readers_found = {k for k, spec in specs.items() if source.key in {d.asset_key for d in spec.deps}}
         assert readers_found == readers, key
     # Every raw asset reads one source: the lineage graph starts at the sources.
@@ -109,10 +112,10 @@ def test_every_domain_has_its_sensors_jobs_and_schedules() -> None:
         "incident_upkeep_sensor",
         "run_worker_watchdog_sensor",
         "aggregate_freshness_sensor",
+        "system_logs_sensor",
     }
     assert {s.name for s in defs.schedules} >= {
         "refresh_export_reports_daily",
-        "system_logs_sensor",
         "rebuild_usage_insight_indices_hourly",
         "commerce_data_tests_schedule",
     }
@@ -158,3 +161,17 @@ def test_loading_the_code_location_does_not_import_pandas() -> None:
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
     assert out.stdout.strip().splitlines()[-1] == "pandas loaded: False"
+
+
+def test_assets_named_alike_show_their_layer() -> None:
+    """raw/exportacao and stg/exportacao are both drawn as 'exportacao': their layer kind tells them apart."""
+    specs = list(defs.resolve_all_asset_specs())
+    layer_kind = {"raw": "bronze", "stg": "silver", "mart": "gold"}
+    for spec in specs:
+        layer = spec.key.path[0]
+        kinds_of_layers = spec.kinds & set(layer_kind.values())
+        assert kinds_of_layers == ({layer_kind[layer]} if layer in layer_kind else set()), spec.key
+    names: dict[str, set[str]] = {}
+    for spec in specs:
+        names.setdefault(spec.key.path[-1], set()).add(spec.key.path[0])
+    assert names["exportacao"] == {"raw", "stg"} and names["usage_events"] == {"raw", "stg"}
