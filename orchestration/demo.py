@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from dagster import AssetKey, AssetSpec, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from resources.landing_zone import LandingZoneResource
+from resources.run_status import IN_FLIGHT_STATUSES
 from resources.settings import LandingSettings, SearchSettings, WarehouseSettings
 from resources.warehouse import WarehouseResource
 
@@ -39,13 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = ROOT / "workspace.yaml"
 # Tick intervals of the daemon while the demo waits for it (seconds).
 DEMO_TICKS = {"AFLUENTE_SENSOR_INTERVAL_SECONDS": "2", "FRESHNESS_SENSOR_INTERVAL_SECONDS": "3"}
-UNFINISHED = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
+UNFINISHED = list(IN_FLIGHT_STATUSES)
 FAILED = [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 SENSOR_TAG = "dagster/sensor_name"
 # Landed files and no run after this long: the daemon cannot load the code location or its sensors fail.

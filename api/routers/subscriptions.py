@@ -169,7 +169,9 @@ class CommandStatus(BaseModel):
     correlation_id: str
     status: Literal["accepted", "processed", "rejected"]
     reason: str | None = Field(default=None, description="Why the command was rejected")
-    row_ids: dict[str, list[str]] | None = Field(default=None, description="Rows the command wrote, per table")
+    row_ids: dict[str, list[str]] | None = Field(
+        default=None, description="Rows the command wrote, per table"
+    )
 
 
 COMMAND_ANSWERS: dict[int | str, dict[str, Any]] = {

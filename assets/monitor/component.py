@@ -24,6 +24,7 @@ from pydantic import Field
 
 from assets.monitor._pass import MonitorConfig, run_pass
 from assets.monitor._sensor import build_monitor_sensor
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.kafka import KafkaResource
 from resources.search import SearchResource
 from resources.settings import MonitorSettings, SearchSettings
@@ -52,7 +53,11 @@ class SystemLogsMonitor(Component, Resolvable, Model):
             kinds={"python", "kafka", "opensearch"},
             tags={"layer": "search"},
             metadata={"index_name": alias, "index_pattern": f"{alias}-YYYY.MM.DD"},
+            # The engine being away is handled by the fallback file; the warehouse (offsets) or Kafka
+            # being away is retried like every network-facing asset, permanent errors fail at once.
+            retry_policy=NETWORK_RETRY_POLICY,
         )
+        @fail_fast_on_permanent_errors
         def _system_logs(
             context: AssetExecutionContext,
             warehouse: WarehouseResource,

@@ -26,6 +26,7 @@ from assets.sources.kafka_topic._consumer import RangeConsumer
 from assets.sources.kafka_topic._ledger import OffsetRange
 from assets.subscriptions.tables import DOMAIN, OWNERS
 from resources.bulk_write import quote_ident
+from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.kafka import KafkaResource
 from resources.settings import SubscriptionsSettings
 from resources.warehouse import WarehouseResource
@@ -249,6 +250,7 @@ def publish_outcomes(
     tags={"layer": "stg", "domain": DOMAIN},
     metadata={"dagster/table_name": ".".join(LEDGER)},
     pool=POOL,
+    retry_policy=NETWORK_RETRY_POLICY,
     # No automation: it runs in the Kafka catch-up run (it is downstream of raw/user_events), so it runs
     # where commands arrive through Kafka and never where they come only from landed files (make demo).
     description=(
@@ -257,6 +259,7 @@ def publish_outcomes(
         "Runs in the Kafka catch-up run of the domain (commands that arrive on Kafka are answered on Kafka)."
     ),
 )
+@fail_fast_on_permanent_errors
 def response_events(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource
 ) -> MaterializeResult:

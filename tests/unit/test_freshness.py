@@ -27,6 +27,7 @@ EXPECTED_MINUTES = {
     "commerce": OPS.commerce_freshness_minutes,
     "usage": OPS.usage_freshness_minutes,
     "monitor": OPS.default_freshness_minutes,  # search/system_logs
+    "subscriptions": OPS.default_freshness_minutes,
 }
 
 
