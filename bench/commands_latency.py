@@ -31,7 +31,9 @@ import asyncio
 import json
 import math
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +43,7 @@ from typing import Any
 
 from dagster import AssetsDefinition, Definitions, EnvVar
 
+from bench.http_client import HttpClient
 from orchestration import subscriptions
 from orchestration.declared import declared
 from orchestration.execution import DEFAULT_EXECUTOR
@@ -161,40 +164,54 @@ class Drive:
 
 
 async def drive(
-    base: str, requests: list[Request], rate: float, sample: int, timeout: float, poll_interval: float = 0.5
+    base: str,
+    requests: list[Request],
+    rate: float,
+    sample: int,
+    timeout: float,
+    poll_interval: float = 1.0,
+    in_flight: int = 64,
 ) -> Drive:
     """Send ``requests`` at ``rate``/s; poll /status for ``sample`` of them until terminal or ``timeout``
     seconds after the last send."""
-    import httpx
-
     seen = Drive()
     sampled = {i * len(requests) // sample for i in range(min(sample, len(requests)))}  # spread evenly
     sending_done = asyncio.Event()
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as client:
+    client = HttpClient(base, in_flight + 16)
+    try:
 
         async def send(index: int, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
             try:
-                answer = await client.post(path, json=body, headers=headers)
-            except httpx.HTTPError as exc:
+                status, answer = await asyncio.wait_for(client.request("POST", path, body, headers), 60)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 seen.answers[type(exc).__name__] += 1
                 return
-            seen.answers[answer.status_code] += 1
-            if answer.status_code == 202:
+            seen.answers[status] += 1
+            if status == 202:
                 now = time.time()
-                cid = answer.json()["correlation_id"]
+                cid = answer["correlation_id"]
                 seen.accepted.setdefault(cid, now)
                 if index in sampled and cid not in seen.tracked:
                     seen.tracked[cid] = Tracked(accepted_at=now)
 
         async def sender() -> None:
+            # Bounded in flight: a client behind schedule catches up at what the slots allow, instead
+            # of queueing thousands of requests on the connection pool (whose waiters cost O(n) each).
+            slots = asyncio.Semaphore(in_flight)
+
+            async def send_in_slot(index: int, request: Request) -> None:
+                try:
+                    await send(index, *request)
+                finally:
+                    slots.release()
+
             started = time.monotonic()
             pending = []
             for index, request in enumerate(requests):
                 delay = started + index / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                pending.append(asyncio.create_task(send(index, *request)))
+                await asyncio.sleep(max(delay, 0))
+                await slots.acquire()
+                pending.append(asyncio.create_task(send_in_slot(index, request)))
             await asyncio.gather(*pending)
             seen.send_seconds = time.monotonic() - started
             sending_done.set()
@@ -202,16 +219,23 @@ async def drive(
         async def probe(cid: str, tracked: Tracked, gate: asyncio.Semaphore) -> None:
             async with gate:
                 try:
-                    answer = await client.get(f"/status/{cid}")
-                except httpx.HTTPError:
+                    status, answer = await asyncio.wait_for(client.request("GET", f"/status/{cid}"), 60)
+                except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     return
-            if answer.status_code == 200 and answer.json()["status"] in TERMINAL:
-                tracked.outcome, tracked.done_at = answer.json()["status"], time.time()
+            if status == 200 and answer["status"] in TERMINAL:
+                tracked.outcome, tracked.done_at = answer["status"], time.time()
 
         async def poller() -> None:
             gate = asyncio.Semaphore(16)
             deadline: float | None = None
+            next_report = time.monotonic() + 10
             while True:
+                if time.monotonic() >= next_report:  # progress, so a stall shows where it is
+                    next_report += 10
+                    done = sum(1 for t in seen.tracked.values() if t.done_at is not None)
+                    print(
+                        f"  answers {dict(seen.answers)}, sampled {done}/{len(seen.tracked)} done", flush=True
+                    )
                 waiting = {cid: t for cid, t in seen.tracked.items() if t.done_at is None}
                 if sending_done.is_set():
                     deadline = deadline or time.monotonic() + timeout
@@ -224,6 +248,8 @@ async def drive(
                 await asyncio.sleep(poll_interval)
 
         await asyncio.gather(sender(), poller())
+    finally:
+        client.close()
     return seen
 
 
@@ -398,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="API workers (0: one per core)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: the daemon and the API are stopped, the
+    # database and topics dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = run(args)
     from bench.api_load import OUT
 
