@@ -131,6 +131,8 @@ def generated_requests(count: int, seed: int) -> tuple[list[Request], Counter[st
     for generated in generate_commands(users=math.ceil(count / 2.5) + 10, days=30, seed=seed):
         if len(requests) == count:
             break
+        if generated.event is None:  # a malformed message: the API would refuse it, not a command
+            continue
         requests.append(request_for(generated.event))
         kinds[generated.event["event_type"]] += 1
     if len(requests) < count:
@@ -324,10 +326,13 @@ def daemon_runs(topic: str, since: float) -> dict[str, Any]:
     report: dict[str, Any] = {
         "runs": dict(Counter(f"{r.dagster_run.job_name}:{r.dagster_run.status.value}" for r in records))
     }
-    started = [r for r in records if r.start_time]
+    spans = [(r.create_timestamp.timestamp(), r.start_time, r.end_time) for r in records]
     for label, values in (
-        ("created_to_started_s", [r.start_time - r.create_timestamp.timestamp() for r in started]),
-        ("started_to_ended_s", [r.end_time - r.start_time for r in started if r.end_time]),
+        ("created_to_started_s", [start - created for created, start, _ in spans if start is not None]),
+        (
+            "started_to_ended_s",
+            [end - start for _, start, end in spans if start is not None and end is not None],
+        ),
     ):
         if values:
             ordered = sorted(values)

@@ -49,7 +49,7 @@ class HttpClient:
                 connection = await asyncio.open_connection(self.host, self.port)
                 answer = await self._exchange(connection, request)
             status, content, keep = answer
-            if not keep:
+            if not keep and connection is not None:
                 connection[1].close()
                 connection = None
             return status, content

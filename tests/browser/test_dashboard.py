@@ -18,8 +18,10 @@ from playwright.sync_api import Page
 from api.app import create_app
 from api.routers.insights import get_search
 from assets.usage.insight_indices import insight_index_assets
+from orchestration.declared import declared_assets
 from orchestration.definitions import defs
 from orchestration.freshness import FRESHNESS_SENSOR_NAME
+from resources.kafka import KafkaResource
 from resources.search import SearchResource
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import ConnectionInfo
@@ -41,6 +43,7 @@ def _run(args: list[str], env: dict[str, str]) -> str:
 def demo_site(
     tmp_path: Path,
     opensearch_server: ConnectionInfo,
+    kafka_server: ConnectionInfo,
     search_index_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
@@ -59,6 +62,7 @@ def demo_site(
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "MONGO_URI": "mongodb://127.0.0.1:1/",
         "SEARCH_URL": "http://127.0.0.1:1",
+        "SEARCH_ENABLED": "false",  # as make demo: the indices are built below, on the real node
     }
     _run(["-m", "generators.exports", "--rows", "3000", "--files", "1", "--format", "csv",
           "--out", str(landing / "exports"), "--seed", "1"], env)  # fmt: skip
@@ -74,9 +78,18 @@ def demo_site(
     monkeypatch.setenv("USAGE_INDEX_PREFIX", search_index_prefix)
     search = SearchResource(url=opensearch_server.url, engine="opensearch")
     warehouse = WarehouseResource(url=url)
+    # The system_logs monitor, on this test's own alias and an empty topic, so /health sees it built.
+    monkeypatch.setenv("SYSTEM_LOGS_ALIAS", f"{search_index_prefix}system_logs")
+    monkeypatch.setenv("SYSTEM_LOGS_TOPICS", f"{search_index_prefix}no-such-topic")
+    monkeypatch.setenv("SYSTEM_LOGS_LOG_FILES", "")
+    monkeypatch.setenv("SYSTEM_LOGS_FALLBACK_DIR", str(tmp_path / "system_logs_fallback"))
+    monitor = declared_assets("monitor/system_logs", "search__system_logs")
+    kafka = KafkaResource(bootstrap_servers=kafka_server.url)
     with DagsterInstance.from_config(str(home)) as instance:
         built = materialize(
-            insight_index_assets, instance=instance, resources={"warehouse": warehouse, "search": search}
+            [*insight_index_assets, monitor],
+            instance=instance,
+            resources={"warehouse": warehouse, "search": search, "kafka": kafka},
         )
         assert built.success
         sensor = next(s for s in defs.sensors if s.name == FRESHNESS_SENSOR_NAME)
