@@ -22,7 +22,17 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from api.commands import CommandBus, IdempotencyConflictError, bus_from_settings, new_user_id
 from api.db import Database, Db, NotMaterializedError
@@ -62,11 +72,13 @@ _MAILBOX = r"[^@\x00-\x20\x7f]+"
 Email = Annotated[str, StringConstraints(max_length=254, pattern=rf"^{_MAILBOX}@{_MAILBOX}\.{_MAILBOX}$")]
 Plan = Annotated[Text, StringConstraints(max_length=50, strip_whitespace=True)]
 PreferenceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
+# Strict non-text branches: a JSON string is text only (lax mode would read "000...0" as an int and skip
+# the text's length limit).
 PreferenceValue = (
     Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
-    | bool
-    | int
-    | float
+    | StrictBool
+    | StrictInt
+    | StrictFloat
     | None
 )
 
@@ -148,7 +160,7 @@ class Pagamento(_Command):
 
 
 class Config(_Command):
-    """Preferences to set (merged into the user's current ones by the processing)."""
+    """Preferences to set: they become the user's current preferences (stg.preferencias keeps the latest)."""
 
     preferencias: dict[PreferenceName, PreferenceValue] = Field(
         min_length=1, max_length=50, json_schema_extra={"additionalProperties": False}
