@@ -60,7 +60,9 @@ class Browser:
         return page, errors
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop in the main thread while it is open, and the
+# tests collected after this package (Dagster's automation evaluation calls asyncio.run) need none.
+@pytest.fixture(scope="package")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run tests/browser/install_chromium.sh (make test does)")
