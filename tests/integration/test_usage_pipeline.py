@@ -311,19 +311,3 @@ def test_generator_json_array_file_is_accepted(tmp_path: Path) -> None:
     parsed = read_usage_file(path)
     assert parsed.rows.num_rows == 5 and parsed.total_rows == 5
     assert json.loads(path.read_text())[0]["_id"]["$oid"]
-
-
-def test_demo_step_runs_the_domain_without_services(tmp_path: Path) -> None:
-    """``make demo``: landed files → raw → marts on the embedded DuckDB, no MongoDB, no search engine."""
-    from orchestration.demo import LANDING_FEEDS, ingest_landed_files, materialize_downstream
-
-    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    landing = tmp_path / "landing"
-    drop_file(landing / "usage", "demo.jsonl", generated(300, users=6, days=5, seed=8, bad_share=0.01))
-    resources = {"warehouse": warehouse, "landing_zone": LandingZoneResource(root=str(landing))}
-    instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster"))
-    usage_feeds = [feed for feed in LANDING_FEEDS if feed[0].name == "usage_file_drop_sensor"]
-    assert ingest_landed_files(instance, resources, usage_feeds)
-    assert materialize_downstream(instance, resources)
-    assert rows(warehouse, "SELECT COUNT(*) FROM mart.usage_by_user") == [(6,)]
-    assert rows(warehouse, "SELECT COUNT(*) FROM raw.usage_events") == [(0,)]  # created empty, no MongoDB

@@ -1,5 +1,6 @@
 """The code location loads and follows the project's conventions."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,12 @@ def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
 
 
-def test_code_location_loads_as_the_webserver_and_daemon_load_it() -> None:
+def test_code_location_loads_as_the_webserver_and_daemon_load_it(tmp_path: Path) -> None:
     """Their loader also refuses a module holding more than one Definitions object."""
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},  # a fresh clone has no .dagster_home yet
         capture_output=True,
         text=True,
         timeout=300,
