@@ -8,11 +8,16 @@ sources alike.
 
 from __future__ import annotations
 
-from dagster import AssetExecutionContext, AssetKey, AssetMaterialization
+from dagster import AssetExecutionContext, AssetKey
 
 from assets.commerce.file_reader import read_commerce_file
 from assets.commerce.tables import DEAD_LETTER_TABLE, EVENTS_TABLE, RAW_SCHEMA, ensure_commerce_tables
-from assets.sources.landing_feed.contract import FileIngestOutcome, LandedContent, ParsedFile
+from assets.sources.landing_feed.contract import (
+    FileIngestOutcome,
+    LandedContent,
+    ParsedFile,
+    record_writes_to,
+)
 from resources.settings import CommerceSettings
 from resources.warehouse import WarehouseResource
 
@@ -33,14 +38,4 @@ def prepare_commerce_tables(warehouse: WarehouseResource) -> None:
 
 def record_shared_table_writes(context: AssetExecutionContext, outcome: FileIngestOutcome) -> None:
     """Landed rows live in the Kafka-owned tables: record their materialization so staging reacts."""
-    if outcome.status != "loaded":
-        return
-    written = {SHARED_ROWS: outcome.rows_loaded, SHARED_REJECTS: outcome.rows_rejected}
-    for key, rows in written.items():
-        context.log_event(
-            AssetMaterialization(
-                asset_key=key,
-                description=f"rows of landed file {outcome.file_name}",
-                metadata={"source": "landed_file", "partition": context.partition_key, "rows": rows},
-            )
-        )
+    record_writes_to(context, outcome, SHARED_ROWS, SHARED_REJECTS)

@@ -7,9 +7,14 @@ materialization of those assets is recorded so the models downstream react to bo
 
 from __future__ import annotations
 
-from dagster import AssetExecutionContext, AssetMaterialization
+from dagster import AssetExecutionContext
 
-from assets.sources.landing_feed.contract import FileIngestOutcome, LandedContent, ParsedFile
+from assets.sources.landing_feed.contract import (
+    FileIngestOutcome,
+    LandedContent,
+    ParsedFile,
+    record_writes_to,
+)
 from assets.sources.landing_feed.jsonl import read_jsonl_events
 from assets.subscriptions.decode import DEFAULT_MAX_EVENT_BYTES, decode_commands
 from assets.subscriptions.tables import (
@@ -32,14 +37,4 @@ def prepare_subscription_tables(warehouse: WarehouseResource) -> None:
 
 def record_shared_table_writes(context: AssetExecutionContext, outcome: FileIngestOutcome) -> None:
     """Landed rows live in the Kafka-owned tables: record their materialization so the models react."""
-    if outcome.status != "loaded":
-        return
-    written = {RAW_USER_EVENTS: outcome.rows_loaded, RAW_USER_EVENTS_DEAD_LETTER: outcome.rows_rejected}
-    for key, rows in written.items():
-        context.log_event(
-            AssetMaterialization(
-                asset_key=key,
-                description=f"rows of landed file {outcome.file_name}",
-                metadata={"source": "landed_file", "partition": context.partition_key, "rows": rows},
-            )
-        )
+    record_writes_to(context, outcome, RAW_USER_EVENTS, RAW_USER_EVENTS_DEAD_LETTER)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, AssetKey, AssetMaterialization
 
 from resources.landing_zone import LandedContent, UnreadableFileError
 from resources.warehouse import WarehouseResource
@@ -28,6 +28,7 @@ __all__ = [
     "ParsedFile",
     "Reader",
     "UnreadableFileError",
+    "record_writes_to",
 ]
 
 # Run tag carrying the landed file's path (one run at a time per file: dagster.yaml concurrency).
@@ -80,3 +81,21 @@ class FileIngestOutcome:
 Reader = Callable[[LandedContent], ParsedFile]
 BeforeIngest = Callable[[WarehouseResource], None]
 AfterIngest = Callable[[AssetExecutionContext, FileIngestOutcome], None]
+
+
+def record_writes_to(
+    context: AssetExecutionContext, outcome: FileIngestOutcome, rows_key: AssetKey, rejects_key: AssetKey
+) -> None:
+    """For a feed whose rows land in another source's tables (e.g. a Kafka topic's raw and dead-letter
+    tables): record a materialization of those assets after a loaded file, so their downstream reacts
+    to both sources alike. Call it from the feed's ``after_ingest`` hook."""
+    if outcome.status != "loaded":
+        return
+    for key, rows in ((rows_key, outcome.rows_loaded), (rejects_key, outcome.rows_rejected)):
+        context.log_event(
+            AssetMaterialization(
+                asset_key=key,
+                description=f"rows of landed file {outcome.file_name}",
+                metadata={"source": "landed_file", "partition": context.partition_key, "rows": rows},
+            )
+        )
