@@ -177,3 +177,20 @@ def test_assets_named_alike_show_their_layer() -> None:
     for spec in specs:
         names.setdefault(spec.key.path[-1], set()).add(spec.key.path[0])
     assert names["exportacao"] == {"raw", "stg"} and names["usage_events"] == {"raw", "stg"}
+
+
+def test_commerce_data_tests_skip_until_every_commerce_model_was_built(tmp_path: Path) -> None:
+    """Early in make demo the 5-minute schedule fired before the models existed: 130 checks failed."""
+    from dagster import AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_schedule_context
+
+    from orchestration.commerce import COMMERCE_MODEL_KEYS, commerce_data_tests_schedule
+
+    assert {"stg/commerce_events", "mart/commerce_summary"} <= {
+        k.to_user_string() for k in COMMERCE_MODEL_KEYS
+    }
+    with DagsterInstance.local_temp(tempdir=str(tmp_path)) as instance:
+        skipped = commerce_data_tests_schedule(build_schedule_context(instance=instance))
+        assert isinstance(skipped, SkipReason) and "never built" in (skipped.skip_message or "")
+        for key in COMMERCE_MODEL_KEYS:
+            instance.report_runless_asset_event(AssetMaterialization(asset_key=key))
+        assert isinstance(commerce_data_tests_schedule(build_schedule_context(instance=instance)), RunRequest)
