@@ -141,9 +141,12 @@ def unrecorded_aggregates(
     return sorted(key for key, at in expected.items() if (seen := rows.get(key)) is None or seen < at)
 
 
-def start_daemon(log: Path) -> subprocess.Popen:
-    """``dagster-daemon run`` in its own session, so it stops with its code server and run workers."""
-    env = {**os.environ, **DEMO_TICKS}
+def start_daemon(log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """``dagster-daemon run`` in its own session, so it stops with its code server and run workers.
+
+    ``env`` defaults to this process's environment with the demo's short ticks (``DEMO_TICKS``).
+    """
+    env = {**os.environ, **DEMO_TICKS} if env is None else dict(env)
     with log.open("ab") as out:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(WORKSPACE)],

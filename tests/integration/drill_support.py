@@ -7,12 +7,9 @@ recovery happens through the daemon alone, as in production; the test only break
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,13 +23,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
+from orchestration import demo
 from resources.kafka import KafkaResource
 from resources.warehouse import WarehouseResource
 from tests.fixtures.private_services import free_port
 from tests.integration.test_commerce_helpers import START, assert_marts, rows, valid
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 REFRESH_JOB = "commerce_kafka_ingest_and_refresh"
 STAGING_STEP = "stg__commerce_events"
 NEVER = "0 0 1 1 *"  # schedules that would only add load to a drill
@@ -88,26 +85,11 @@ def drill_env(
 
 def start_daemon(env: Mapping[str, str], log: Path) -> subprocess.Popen:
     """``dagster-daemon run`` in its own session (its code server and run workers in its group)."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
-            cwd=ROOT,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return demo.start_daemon(log, env)
 
 
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the daemon's process group (daemon, code server, run workers), then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+# SIGTERM the daemon's process group (daemon, code server, run workers), then SIGKILL what is left.
+stop_group = demo.stop_daemon
 
 
 @contextmanager
