@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -41,6 +43,21 @@ MAIN_SOURCE = (
 )
 MAIN_CLASS = "io.afluente.opensearch.OpenSearchMain"
 HEAP = ["-Xms512m", "-Xmx1g"]
+# One size for -Xms and -Xmx (e.g. ``384m``) instead of HEAP: the private nodes of the fault drills.
+HEAP_ENV = "AFLUENTE_OPENSEARCH_HEAP"
+_HEAP_SIZE = re.compile(r"^[1-9][0-9]*[mMgG]$")
+
+
+def heap_options() -> list[str]:
+    """The JVM heap flags: HEAP, or ``$AFLUENTE_OPENSEARCH_HEAP`` for both bounds when set."""
+    size = os.environ.get(HEAP_ENV, "").strip()
+    if not size:
+        return list(HEAP)
+    if not _HEAP_SIZE.match(size):
+        raise proc.SetupError(f"{HEAP_ENV}={size!r} is not a JVM heap size such as 384m or 1g")
+    return [f"-Xms{size}", f"-Xmx{size}"]
+
+
 CLUSTER_NAME = "afluente"
 
 
@@ -114,7 +131,7 @@ class OpenSearch(Service):
         java, _ = find_java("java")
         cmd = [
             java,
-            *HEAP,
+            *heap_options(),
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             "-Dfile.encoding=UTF-8",
