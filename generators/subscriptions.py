@@ -26,15 +26,12 @@ import heapq
 import itertools
 import math
 import random
-import sys
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from api.commands import correlation_id_for, new_user_id
+from generators.cli import add_stream_arguments, check_one_sink, progress_bar, write_files
 from generators.messages import (
     DEFECTS,
     GeneratedEvent,
@@ -44,9 +41,8 @@ from generators.messages import (
     produce_to_kafka,
     seeded_uuid,
     summary,
-    write_jsonl_files,
 )
-from generators.usage import FIRST, LAST  # the same people as the usage generator's
+from generators.people import FIRST, LAST  # the same people as the usage generator's
 
 __all__ = ["EVENT_TYPES", "METHODS", "PLANS", "generate_commands", "main"]
 
@@ -323,46 +319,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--users", type=int, default=2000, help="users who sign up (default 2000)")
     parser.add_argument("--days", type=float, default=30.0, help="spread over the last N days (default 30)")
-    parser.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers, e.g. 127.0.0.1:9092")
-    parser.add_argument("--topic", default="user_events", help="Kafka topic (default user_events)")
-    parser.add_argument(
-        "--rate", type=float, default=0.0, help="messages per second; 0 = as fast as possible"
-    )
-    parser.add_argument("--out", type=Path, help="write JSONL files to this folder instead of Kafka")
-    parser.add_argument(
-        "--files", type=int, default=1, help="number of JSONL files (messages split in order)"
-    )
-    parser.add_argument("--gzip", action="store_true", help="gzip the JSONL files (.jsonl.gz)")
-    parser.add_argument("--bad-share", type=float, default=0.0, help="share of malformed messages [0, 1)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (same seed = same messages)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_stream_arguments(parser, topic="user_events", unit="message")
     args = parser.parse_args(argv)
     if not 0 <= args.bad_share < 1:
         parser.error("--bad-share must be at least 0 and below 1")
     if args.users < 1 or args.days <= 0 or args.files < 1:
         parser.error("--users, --days and --files must be positive")
-    if (args.kafka is None) == (args.out is None):
-        parser.error("choose exactly one sink: --kafka BOOTSTRAP or --out FOLDER")
+    check_one_sink(parser, args)
 
     end = datetime.now(UTC).replace(tzinfo=None)
     make: Callable[[], Iterator[GeneratedEvent]] = lambda: generate_commands(  # noqa: E731
         users=args.users, days=args.days, seed=args.seed, bad_share=args.bad_share, end=end
     )
     total = sum(1 for _ in make())  # known up front: the progress bar's total and the files' split
-    bar = tqdm(total=total, unit="msg", desc="commands", disable=args.no_progress, file=sys.stderr)
     report: SinkReport
-    with bar:
+    with progress_bar(args, total, desc="commands", unit="msg") as bar:
         if args.out is not None:
-            report, paths = write_jsonl_files(
-                make(),
-                args.out,
-                files=args.files,
-                per_file=math.ceil(total / args.files),
-                prefix="user_events",
-                compress=args.gzip,
-                progress=bar,
-            )
-            where = ", ".join(str(p) for p in paths)
+            report, where = write_files(args, make(), total=total, prefix="user_events", bar=bar)
         else:
             report = produce_to_kafka(
                 make(),

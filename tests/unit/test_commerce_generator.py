@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from assets.commerce.decode import decode_events
-from generators.commerce import BAD_KINDS, build_catalogue, generate_events, main, write_jsonl_files
+from generators.commerce import BAD_KINDS, generate_events, main, write_jsonl_files
+from generators.commerce_catalogue import build_catalogue
 
 START = dt.datetime(2024, 5, 1)
 
