@@ -164,9 +164,9 @@ def write_jsonl_files(
     )
 
 
-def _produce(args: argparse.Namespace) -> SinkReport:
-    """``--kafka``: ``--workers`` producer processes, each with its share of the users."""
-    source = functools.partial(
+def _source(args: argparse.Namespace) -> functools.partial[Iterator[GeneratedEvent]]:
+    """:func:`generate_events` bound to the CLI's options: called with the count (and worker share)."""
+    return functools.partial(
         generate_events,
         seed=args.seed,
         bad_share=args.bad_share,
@@ -175,9 +175,13 @@ def _produce(args: argparse.Namespace) -> SinkReport:
         start=args.start,
         events_per_second=args.sim_rate,
     )
+
+
+def _produce(args: argparse.Namespace) -> SinkReport:
+    """``--kafka``: ``--workers`` producer processes, each with its share of the users."""
     with progress_bar(args, args.events, desc=f"-> {args.topic}", unit="ev") as bar:
         return produce_with_workers(
-            source,
+            _source(args),
             args.events,
             args.kafka,
             args.topic,
@@ -268,15 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("an unbounded stream needs --rate (or give --events / --duration)")
 
     if args.out is not None:
-        events = generate_events(
-            args.events,
-            seed=args.seed,
-            bad_share=args.bad_share,
-            users=args.users,
-            catalogue_size=args.products,
-            start=args.start,
-            events_per_second=args.sim_rate,
-        )
+        events = _source(args)(args.events)
         with progress_bar(args, args.events, desc="jsonl", unit="ev") as bar:
             report, where = write_files(args, events, total=args.events, prefix="commerce_events", bar=bar)
     else:
