@@ -9,12 +9,14 @@ postgres``:
    daemon's run queue would; timed from the first tick to the last commit, with the worker
    processes already started (their start-up is timed and reported separately); the ledger must
    then cover every offset and the table hold every valid event;
-3. **baseline** (the seed's approach): kafka-python consumer group, JSON per message, batches of 100,
-   row INSERTs into events/products/transactions, one commit per batch. Measured on a bounded
-   sample (``--baseline-events``) because a full million would take most of an hour;
-4. **daemon** (``--daemon``): ``dagster-daemon`` with this module's code location; the run overhead of
-   one 1,000-event batch (sensor tick → run success) and the event-to-API freshness while events
-   stream in at ``--stream-rate`` for ``--stream-seconds`` (API = the real FastAPI app over the marts).
+3. **baseline** (the seed's approach, :mod:`bench.commerce_seed_baseline`): kafka-python consumer
+   group, JSON per message, batches of 100, row INSERTs into events/products/transactions, one commit
+   per batch. Measured on a bounded sample (``--baseline-events``) because a full million would take
+   most of an hour;
+4. **daemon** (``--daemon``, :mod:`bench.commerce_daemon`): ``dagster-daemon`` with this module's code
+   location; the run overhead of one 1,000-event batch (sensor tick → run success) and the
+   event-to-API freshness while events stream in at ``--stream-rate`` for ``--stream-seconds`` (API =
+   the real FastAPI app over the marts).
 
 ``defs`` (module level) is the code location the daemon loads: the commerce domain, its SQL models,
 the automation sensor and resources from the environment.
@@ -28,41 +30,30 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import statistics
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from dagster import (
     DagsterInstance,
-    DagsterRunStatus,
     Definitions,
     EnvVar,
-    RunsFilter,
     SensorResult,
     build_sensor_context,
 )
 
 from assets.automation import for_sql_model
-from assets.sources.kafka_topic._sensor import RANGES_TAG, TOPIC_TAG
-from bench.daemon_harness import (
-    dagster_daemon,
-    drop_database,
-    fresh_database,
-    instance_home,
-    service_urls,
-    wait_for,
-)
+from assets.sources.kafka_topic._sensor import RANGES_TAG
+from bench.commerce_daemon import daemon_measurements
+from bench.commerce_seed_baseline import seed_baseline
+from bench.daemon_harness import drop_database, fresh_database, service_urls
 from dbt_like_sql import build_sql_model_assets, load_project
 from orchestration import commerce
 from orchestration.execution import DEFAULT_EXECUTOR
 from orchestration.sensors import automation_sensor
 from resources.kafka import KafkaResource
 from resources.landing_zone import LandingZoneResource
-from resources.run_status import IN_FLIGHT_STATUSES
 from resources.settings import LandingSettings
 from resources.warehouse import WarehouseResource
 
@@ -175,237 +166,7 @@ def ingest_with_sensor(workers: int) -> tuple[float, float, int, list[dict]]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Baseline: the seed's consumer
-
-
-SEED_DDL = (
-    "CREATE SCHEMA IF NOT EXISTS seed",
-    "CREATE TABLE IF NOT EXISTS seed.events (id SERIAL PRIMARY KEY, event_id VARCHAR(100) UNIQUE, "
-    "event_type VARCHAR(50), timestamp TIMESTAMP, user_id VARCHAR(100), session_id VARCHAR(100))",
-    "CREATE TABLE IF NOT EXISTS seed.products (id SERIAL PRIMARY KEY, product_id VARCHAR(100) UNIQUE, "
-    "product_name VARCHAR(255), category VARCHAR(100), price DECIMAL(10, 2))",
-    "CREATE TABLE IF NOT EXISTS seed.transactions (id SERIAL PRIMARY KEY, "
-    "transaction_id VARCHAR(100) UNIQUE, "
-    "event_id VARCHAR(100) REFERENCES seed.events(event_id), product_id VARCHAR(100) REFERENCES "
-    "seed.products(product_id), quantity INTEGER, total_amount DECIMAL(10, 2), payment_method VARCHAR(50), "
-    "timestamp TIMESTAMP)",
-    "CREATE INDEX IF NOT EXISTS idx_events_timestamp ON seed.events(timestamp)",
-    "CREATE INDEX IF NOT EXISTS idx_events_user_id ON seed.events(user_id)",
-    "CREATE INDEX IF NOT EXISTS idx_transactions_product_id ON seed.transactions(product_id)",
-    "CREATE INDEX IF NOT EXISTS idx_products_category ON seed.products(category)",
-)
-
-
-def seed_baseline(
-    bootstrap: str, topic: str, pg_url: str, limit: int, max_seconds: float
-) -> tuple[float, int]:
-    """kafka-python consumer group, batches of 100, one row INSERT per table per event, commit per batch."""
-    import psycopg
-    from kafka import KafkaConsumer
-
-    dsn = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn) as conn:
-        for statement in SEED_DDL:
-            conn.execute(statement)
-        conn.commit()
-        consumer = KafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=f"seed-baseline-{uuid.uuid4().hex[:6]}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=True,
-            max_poll_records=100,
-            value_deserializer=lambda v: v,
-        )
-        processed = 0
-        started = time.perf_counter()
-        try:
-            while processed < limit and time.perf_counter() - started < max_seconds:
-                batch = consumer.poll(timeout_ms=1000, max_records=100)
-                for records in batch.values():
-                    for record in records:
-                        processed += 1
-                        try:
-                            event = json.loads(record.value)
-                            _seed_insert(conn, event)
-                        except (ValueError, KeyError, TypeError, AttributeError, psycopg.Error):
-                            conn.rollback()
-                            continue
-                conn.commit()
-        finally:
-            consumer.close()
-        return time.perf_counter() - started, processed
-
-
-def _seed_insert(conn: Any, event: dict) -> None:
-    conn.execute(
-        "INSERT INTO seed.events (event_id, event_type, timestamp, user_id, session_id) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-        (event["event_id"], event["event_type"], event["timestamp"], event["user_id"], event["session_id"]),
-    )
-    # {} when absent: a purchase without a product then fails on its KeyError and is skipped.
-    product = event.get("product") or {}
-    if product:
-        conn.execute(
-            "INSERT INTO seed.products (product_id, product_name, category, price) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (product_id) DO UPDATE SET product_name = EXCLUDED.product_name, "
-            "category = EXCLUDED.category, price = EXCLUDED.price",
-            (product["id"], product["name"], product["category"], product["price"]),
-        )
-    if event["event_type"] == "purchase":
-        conn.execute(
-            "INSERT INTO seed.transactions (transaction_id, event_id, product_id, quantity, total_amount, "
-            "payment_method, timestamp) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (transaction_id) DO NOTHING",
-            (
-                event["event_id"],
-                event["event_id"],
-                product["id"],
-                event["quantity"],
-                event["total_amount"],
-                event["payment_method"],
-                event["timestamp"],
-            ),
-        )
-
-
-# ------------------------------------------------------------------------------------------------
-# Daemon: run overhead and freshness
-
-
-def _small_batch(
-    instance: DagsterInstance, runs_for_topic: Callable[[], list], bootstrap: str, topic: str, seed: int
-) -> dict | str:
-    """Produce 1,000 events; time producer flush -> run created -> run success, and the ingest step."""
-    from generators.commerce import generate_events, produce_to_kafka
-
-    known = {r.dagster_run.run_id for r in runs_for_topic()}
-    produced_at = time.time()
-    produce_to_kafka(generate_events(1000, seed=seed), bootstrap, topic)
-    flushed_at = time.time()
-
-    def new_success() -> Any:
-        for record in runs_for_topic():
-            if (
-                record.dagster_run.run_id not in known
-                and record.dagster_run.status == DagsterRunStatus.SUCCESS
-            ):
-                return record
-        return None
-
-    record = wait_for(new_success, timeout=180, interval=0.25)
-    if record is None:
-        return "no successful run within 180 s (see daemon.log)"
-    run_id = record.dagster_run.run_id
-    stats = instance.get_run_stats(run_id)
-    steps = {s.step_key: s for s in instance.get_run_step_stats(run_id)}
-    ingest = steps.get("raw_commerce_events")
-    created = record.create_timestamp.timestamp()
-    return {
-        "produce_s": round(flushed_at - produced_at, 2),
-        "flush_to_run_created_s": round(created - flushed_at, 2),
-        "run_created_to_success_s": round((stats.end_time or created) - created, 2),
-        "run_started_to_success_s": round((stats.end_time or 0) - (stats.start_time or 0), 2),
-        "ingest_step_s": round((ingest.end_time or 0) - (ingest.start_time or 0), 2) if ingest else None,
-        "flush_to_committed_s": round((stats.end_time or created) - flushed_at, 2),
-    }
-
-
-def daemon_measurements(
-    bootstrap: str, topic: str, pg_url: str, stream_rate: float, stream_seconds: float
-) -> dict:
-    """Start dagster-daemon on this module; measure one small batch and the event-to-API freshness."""
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from generators.commerce import generate_events
-
-    home = instance_home()
-    env = {"WAREHOUSE_URL": pg_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COMMERCE_KAFKA_TOPIC": topic}
-    results: dict = {"daemon_log": str(home / "daemon.log")}
-    with dagster_daemon("bench.commerce_kafka", home, env):
-        os.environ["DAGSTER_HOME"] = str(home)
-        instance = DagsterInstance.get()
-
-        def runs_for_topic() -> list:
-            return list(instance.get_run_records(filters=RunsFilter(tags={TOPIC_TAG: topic})))
-
-        # Wait until the daemon has caught up with the backlog (nothing queued or running).
-        wait_for(lambda: runs_for_topic() is not None, 5)
-        time.sleep(15)
-        wait_for(
-            lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)),
-            timeout=600,
-            interval=1.0,
-        )
-        known = {r.dagster_run.run_id for r in runs_for_topic()}
-
-        # 1) One small batch: 1,000 events, sensor tick -> run success. The first one also stages
-        # the 1M backlog; a second one, once the marts have caught up, is the steady-state overhead.
-        results["small_batch"] = _small_batch(instance, runs_for_topic, bootstrap, topic, seed=777)
-
-        # 2) Freshness: first let the marts absorb the 1M-event backlog (their first build), then
-        # stream at stream_rate; every second, the age of the newest event the API serves.
-        client = TestClient(create_app(pg_url))
-        backlog_started = time.time()
-
-        def marts_caught_up() -> bool:
-            response = client.get("/api/metrics/summary")
-            return response.status_code == 200 and response.json().get("total_events", 0) >= 999_000
-
-        caught_up = wait_for(marts_caught_up, timeout=900, interval=2.0)
-        results["backlog_marts_s"] = round(time.time() - backlog_started, 1) if caught_up else None
-        wait_for(
-            lambda: not instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES)), 600, 1.0
-        )
-        results["small_batch_steady"] = _small_batch(instance, runs_for_topic, bootstrap, topic, seed=778)
-        lags: list[float] = []
-        stop_at = time.time() + stream_seconds
-        stream = generate_events(None, seed=999)
-        from kafka import KafkaProducer
-
-        from generators.commerce import producer_config
-
-        producer = KafkaProducer(**producer_config(bootstrap))
-        sent = 0
-        next_probe = time.time() + 1
-        warmup_until = time.time() + min(15.0, stream_seconds / 4)
-        try:
-            while time.time() < stop_at:
-                due = int((time.time() - (stop_at - stream_seconds)) * stream_rate)
-                while sent < due:
-                    item = next(stream)
-                    producer.send(topic, key=item.key.encode(), value=item.value)
-                    sent += 1
-                producer.flush()
-                if time.time() >= next_probe:
-                    next_probe += 1
-                    body = client.get("/api/metrics/summary").json()
-                    newest = body.get("last_event_at")
-                    if newest and time.time() > warmup_until:
-                        from datetime import UTC, datetime
-
-                        seen = datetime.fromisoformat(newest).replace(tzinfo=UTC).timestamp()
-                        lags.append(time.time() - seen)
-                time.sleep(0.05)
-        finally:
-            producer.close()
-        if lags:
-            ordered = sorted(lags)
-            results["freshness"] = {
-                "stream_rate_events_s": stream_rate,
-                "stream_seconds": stream_seconds,
-                "probes": len(lags),
-                "p50_s": round(statistics.median(ordered), 1),
-                "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
-                "max_s": round(ordered[-1], 1),
-            }
-        runs = runs_for_topic()
-        results["runs_during_daemon_phase"] = len([r for r in runs if r.dagster_run.run_id not in known])
-    return results
-
-
-# ------------------------------------------------------------------------------------------------
+# The run: produce, ingest, baseline, daemon; one report
 
 
 def main(argv: list[str] | None = None) -> int:
