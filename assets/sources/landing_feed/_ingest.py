@@ -11,13 +11,13 @@ reason file and recorded in the ledger, never retried; the run still succeeds so
 other files keep flowing.
 
 While the reader parses (mostly native code that releases the GIL), two worker threads hash the
-bytes and import the warehouse driver / open its first connection, so neither waits for the other.
+bytes and create or upgrade the feed's ledger and rejects tables (:mod:`._tables`; importing the
+warehouse driver and opening its first connection on the way), so neither waits for the other.
 The reconciliation counts are read on the writing connection right after the commit.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, Failure
 
+from assets.sources.landing_feed._tables import ensure_feed_tables
 from assets.sources.landing_feed.contract import REJECT_COLUMNS, FileIngestOutcome, ParsedFile, Reader
 from resources.bulk_write import existing_columns, quote_ident, write_arrow
 from resources.landing_safety import BINARY_SUFFIXES, DOCUMENT_SUFFIXES, line_over_limit
@@ -115,16 +116,6 @@ def _write_ledger(conn: sa.Connection, ledger: pa.Table, target: LandingTarget, 
     )
 
 
-def _prepare_warehouse(warehouse: WarehouseResource) -> None:
-    """Import the warehouse driver and run the dialect's first-connection set-up (~0.5 s for DuckDB).
-
-    Runs on a worker thread while the file is parsed; a failure here is left to the real connection,
-    which retries and reports it.
-    """
-    with contextlib.suppress(Exception), warehouse.engine().connect():
-        pass
-
-
 def ingest_landing_file(
     context: AssetExecutionContext,
     *,
@@ -157,9 +148,10 @@ def ingest_landing_file(
         raise _changed(exc, path) from exc
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing-ingest") as pool:
         hashing = pool.submit(digest_of_bytes, content.data)
-        pool.submit(_prepare_warehouse, warehouse)
+        tables = pool.submit(ensure_feed_tables, warehouse, target.ledger_table, target.rejects_table)
         parsed = _parse(context, reader, content)
         digest = hashing.result()
+        tables.result()
     if digest[:DIGEST_CHARS] != digest_of_key(key):
         raise _changed(FileChangedError(f"{path.name} changed after the sensor hashed it"), path)
     batch = f"batch_{now:%Y%m%d_%H%M%S}_{digest[:8]}"
