@@ -56,6 +56,7 @@ from dagster import (
 
 from orchestration.layers import map_specs
 from resources.freshness_rules import FRESHNESS_TABLE, OPS_SCHEMA, Status, freshness_status, utc_now
+from resources.platform_tables import PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.settings import OpsSettings, SearchSettings
 from resources.warehouse import WarehouseResource
 
@@ -209,13 +210,26 @@ def evaluate_freshness(
 # The warehouse record read by the API
 
 
-def _ensure_freshness_table(conn: sa.Connection) -> None:
-    conn.execute(sa.schema.CreateSchema(OPS_SCHEMA, if_not_exists=True))
-    conn.exec_driver_sql(
-        f"CREATE TABLE IF NOT EXISTS {OPS_SCHEMA}.{FRESHNESS_TABLE} ("
-        "asset_key VARCHAR(300) PRIMARY KEY, domain VARCHAR(100) NOT NULL, last_updated_at TIMESTAMP, "
-        "threshold_minutes INTEGER NOT NULL, status VARCHAR(10) NOT NULL, checked_at TIMESTAMP NOT NULL)"
-    )
+# One row per aggregate, upserted by the freshness sensor. Shape unchanged since it was introduced.
+FRESHNESS_TABLES = PlatformTables(
+    f"freshness/{OPS_SCHEMA}.{FRESHNESS_TABLE}",
+    (
+        TableSpec(
+            OPS_SCHEMA,
+            FRESHNESS_TABLE,
+            (
+                ("asset_key", "VARCHAR(300)"),
+                ("domain", "VARCHAR(100) NOT NULL"),
+                ("last_updated_at", "TIMESTAMP"),
+                ("threshold_minutes", "INTEGER NOT NULL"),
+                ("status", "VARCHAR(10) NOT NULL"),
+                ("checked_at", "TIMESTAMP NOT NULL"),
+            ),
+            primary_key=("asset_key",),
+        ),
+    ),
+    (baseline("ops.freshness as created since its first version (c1a3870)"),),
+)
 
 
 _UPSERT_SQL = sa.text(
@@ -244,7 +258,7 @@ def record_freshness(
         for e in evaluations
     ]
     with warehouse.begin() as conn:
-        _ensure_freshness_table(conn)
+        ensure_platform_tables(conn, FRESHNESS_TABLES)
         if rows:
             conn.execute(_UPSERT_SQL, rows)
         if prune:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from resources.bulk_write import quote_ident
 from resources.error_diagnosis import MAX_MESSAGE_CHARS
+from resources.platform_tables import PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.warehouse import WarehouseResource
 
 INCIDENTS_SCHEMA = "ops"
@@ -83,16 +84,39 @@ def incident_id_for(run_id: str, step_key: str | None) -> str:
     return f"{run_id}:{hashlib.sha256((step_key or '').encode()).hexdigest()[:16]}"
 
 
+# Shape unchanged since self-healing introduced it (b59dea0, then in sensors/run_failure.py).
+INCIDENTS_TABLES = PlatformTables(
+    f"incidents/{INCIDENTS_SCHEMA}.{INCIDENTS_TABLE}",
+    (
+        TableSpec(
+            INCIDENTS_SCHEMA,
+            INCIDENTS_TABLE,
+            (
+                ("incident_id", "TEXT"),
+                ("detected_at", "TIMESTAMP NOT NULL"),
+                ("run_id", "TEXT NOT NULL"),
+                ("job_name", "TEXT"),
+                ("asset_keys", "TEXT"),
+                ("step_key", "TEXT"),
+                ("error_class", "TEXT"),
+                ("error_message", "TEXT"),
+                ("diagnosis", "TEXT NOT NULL"),
+                ("explanation", "TEXT"),
+                ("action", "TEXT NOT NULL"),
+                ("attempt", "INTEGER NOT NULL"),
+                ("root_run_id", "TEXT"),
+                ("retry_run_id", "TEXT"),
+            ),
+            primary_key=("incident_id",),
+        ),
+    ),
+    (baseline("ops.incidents as created since self-healing (b59dea0)"),),
+)
+
+
 def ensure_incidents_table(conn: sa.Connection) -> None:
-    """Create ``ops.incidents`` if needed (same DDL on DuckDB and PostgreSQL)."""
-    conn.execute(sa.schema.CreateSchema(INCIDENTS_SCHEMA, if_not_exists=True))
-    conn.exec_driver_sql(
-        f"CREATE TABLE IF NOT EXISTS {quote_ident(conn, INCIDENTS_SCHEMA, INCIDENTS_TABLE)} ("
-        "incident_id TEXT PRIMARY KEY, detected_at TIMESTAMP NOT NULL, run_id TEXT NOT NULL, "
-        "job_name TEXT, asset_keys TEXT, step_key TEXT, error_class TEXT, error_message TEXT, "
-        "diagnosis TEXT NOT NULL, explanation TEXT, action TEXT NOT NULL, attempt INTEGER NOT NULL, "
-        "root_run_id TEXT, retry_run_id TEXT)"
-    )
+    """Create ``ops.incidents`` if needed and apply its pending steps, in the caller's transaction."""
+    ensure_platform_tables(conn, INCIDENTS_TABLES)
 
 
 def record_incidents(warehouse: WarehouseResource, incidents: Sequence[Incident]) -> int:

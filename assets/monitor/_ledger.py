@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from resources.platform_tables import PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.warehouse import WarehouseResource
 
 SCHEMA = "ops"
@@ -33,15 +34,31 @@ class Position:
     path: str | None = None
 
 
+# Shape unchanged since the monitor introduced it (e366a87).
+OFFSETS_TABLES = PlatformTables(
+    f"system_logs_monitor/{SCHEMA}.{TABLE}",
+    (
+        TableSpec(
+            SCHEMA,
+            TABLE,
+            (
+                ("source_kind", "VARCHAR(10) NOT NULL"),
+                ("source", "TEXT NOT NULL"),
+                ("part", "INTEGER NOT NULL"),
+                ("next_position", "BIGINT NOT NULL"),
+                ("path", "TEXT"),
+                ("updated_at", "TIMESTAMP NOT NULL"),
+            ),
+            primary_key=("source_kind", "source", "part"),
+        ),
+    ),
+    (baseline("ops.system_logs_offsets as created since the monitor's first version (e366a87)"),),
+)
+
+
 def ensure_table(warehouse: WarehouseResource) -> None:
-    """Create ``ops.system_logs_offsets`` (idempotent)."""
-    with warehouse.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(SCHEMA, if_not_exists=True))
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} (source_kind VARCHAR(10) NOT NULL, "
-            "source TEXT NOT NULL, part INTEGER NOT NULL, next_position BIGINT NOT NULL, path TEXT, "
-            "updated_at TIMESTAMP NOT NULL, PRIMARY KEY (source_kind, source, part))"
-        )
+    """Create ``ops.system_logs_offsets`` and apply its pending steps (idempotent, one transaction)."""
+    ensure_platform_tables(warehouse, OFFSETS_TABLES)
 
 
 def read_positions(warehouse: WarehouseResource, kind: str) -> dict[tuple[str, int], Position]:

@@ -28,6 +28,7 @@ from assets.subscriptions.tables import DOMAIN, OWNERS
 from resources.bulk_write import quote_ident
 from resources.error_diagnosis import NETWORK_RETRY_POLICY, fail_fast_on_permanent_errors
 from resources.kafka import KafkaResource
+from resources.platform_tables import PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.settings import SubscriptionsSettings
 from resources.warehouse import WarehouseResource
 
@@ -37,13 +38,24 @@ RESPONSES_KEY = AssetKey(["stg", "subscription_responses"])
 POOL = "subscriptions/responses"
 MAX_PER_RUN = 100_000
 DELIVERY_TIMEOUT_S = 60.0
-_LEDGER_COLUMNS = (
-    ("correlation_id", "TEXT PRIMARY KEY"),
-    ("status", "TEXT"),
-    ("topic", "TEXT"),
-    ("kafka_partition", "INTEGER"),
-    ("kafka_offset", "BIGINT"),
-    ("published_at", "TIMESTAMP"),
+# Shape unchanged since the publisher introduced it (5ff6433).
+LEDGER_TABLES = PlatformTables(
+    f"subscriptions/{LEDGER[0]}.{LEDGER[1]}",
+    (
+        TableSpec(
+            *LEDGER,
+            (
+                ("correlation_id", "TEXT"),
+                ("status", "TEXT"),
+                ("topic", "TEXT"),
+                ("kafka_partition", "INTEGER"),
+                ("kafka_offset", "BIGINT"),
+                ("published_at", "TIMESTAMP"),
+            ),
+            primary_key=("correlation_id",),
+        ),
+    ),
+    (baseline("ops.subscription_responses as created since the publisher's first version (5ff6433)"),),
 )
 
 
@@ -66,11 +78,8 @@ class PublishReport:
 
 
 def ensure_ledger(warehouse: WarehouseResource) -> None:
-    """Create ``ops.subscription_responses`` if needed (idempotent)."""
-    with warehouse.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(LEDGER[0], if_not_exists=True))
-        columns = ", ".join(f"{quote_ident(conn, name)} {kind}" for name, kind in _LEDGER_COLUMNS)
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {quote_ident(conn, *LEDGER)} ({columns})")
+    """Create ``ops.subscription_responses`` and apply its pending steps (idempotent, one transaction)."""
+    ensure_platform_tables(warehouse, LEDGER_TABLES)
 
 
 def _record(warehouse: WarehouseResource, topic: str, items: list[Published]) -> None:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from assets.sources.landing_feed import AUDIT_COLUMNS, REJECTS_COLUMNS
 from assets.sources.mongo_collection import MongoCollectionSource
-from resources.bulk_write import quote_ident
+from resources.platform_tables import Index, PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.warehouse import WarehouseResource
 
 MONGO_DECLARATION = Path(__file__).resolve().parents[1] / "defs" / "usage" / "mongo_events" / "defs.yaml"
@@ -49,54 +48,30 @@ PAYLOAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", "TIMESTAMP"),
     ("source_updated_at", "TIMESTAMP"),
 )
-LANDING_AUDIT: tuple[tuple[str, str], ...] = (
-    ("ingest_at", "TIMESTAMP"),
-    ("ingest_batch", "TEXT"),
-    ("ingest_source", "TEXT"),
-    ("ingest_file_key", "TEXT"),
-)
-
-TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    FILE_EVENTS_TABLE: PAYLOAD_COLUMNS + LANDING_AUDIT,
-    FILE_REJECTS_TABLE: (("source_line", "BIGINT"), ("reason", "TEXT"), ("raw_content", "TEXT"))
-    + LANDING_AUDIT,
-}
-
-# PostgreSQL-only indexes (DuckDB scans fast enough).
-_PG_INDEXES: tuple[tuple[str, str, str], ...] = (
+# PostgreSQL-only index (DuckDB scans fast enough).
+LANDED_FILES_TABLES = PlatformTables(
+    f"usage/{RAW_SCHEMA}.{FILE_EVENTS_TABLE}",
     (
-        FILE_EVENTS_TABLE,
-        "usage_event_files__ix__file_key",
-        "INDEX IF NOT EXISTS {name} ON {table} (ingest_file_key)",
+        TableSpec(
+            RAW_SCHEMA,
+            FILE_EVENTS_TABLE,
+            PAYLOAD_COLUMNS + AUDIT_COLUMNS,  # the feed appends its audit columns
+            pg_indexes=(Index("usage_event_files__ix__file_key", ("ingest_file_key",)),),
+        ),
+        TableSpec(
+            RAW_SCHEMA,
+            FILE_REJECTS_TABLE,
+            REJECTS_COLUMNS,  # the feed's rejects table, created ahead of the first file
+        ),
     ),
+    (baseline("landed usage files and their rejects as declared since ec84877"),),
 )
-
-
-def ensure_usage_tables(conn: sa.Connection) -> None:
-    """Create the landed files' tables and (PostgreSQL) indexes when missing; a no-op afterwards."""
-    conn.execute(sa.schema.CreateSchema(RAW_SCHEMA, if_not_exists=True))
-    for table, columns in TABLES.items():
-        cols = ", ".join(f"{quote_ident(conn, name)} {sql_type}" for name, sql_type in columns)
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {quote_ident(conn, RAW_SCHEMA, table)} ({cols})")
-    if conn.dialect.name == "postgresql":
-        for table, name, template in _PG_INDEXES:
-            conn.exec_driver_sql(
-                "CREATE "
-                + template.format(name=quote_ident(conn, name), table=quote_ident(conn, RAW_SCHEMA, table))
-            )
 
 
 def prepare_usage_tables(warehouse: WarehouseResource) -> None:
     """Every usage raw table: the MongoDB source's (its mechanism) and the landed files' (above).
 
-    Each in its own short transaction (a concurrent creator may win).
+    Each owner's tables in one short transaction (a concurrent creator may win).
     """
     usage_mongo_source().ensure_tables(warehouse)
-    for attempt in range(3):
-        try:
-            with warehouse.begin() as conn:
-                ensure_usage_tables(conn)
-            return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            if attempt == 2:
-                raise
+    ensure_platform_tables(warehouse, LANDED_FILES_TABLES)

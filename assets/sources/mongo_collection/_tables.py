@@ -13,6 +13,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from resources.bulk_write import quote_ident
+from resources.platform_tables import Index, PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.warehouse import WarehouseResource
 
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -124,30 +125,24 @@ class SourceTables:
             (self.watermarks, f"{self.watermarks.table}__uix__source_key", True, "source_key"),
         )
 
+    def platform_tables(self) -> PlatformTables:
+        """The source's tables as platform tables, their steps recorded under ``mongo_collection/<raw>``.
 
-def create_tables(conn: sa.Connection, tables: SourceTables) -> None:
-    """Create the schemas, tables and (PostgreSQL) indexes when missing; a no-op afterwards."""
-    columns = tables.columns()
-    for schema in sorted({name.schema for name in columns}):
-        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
-    for name, cols in columns.items():
-        ddl = ", ".join(f"{quote_ident(conn, column)} {kind}" for column, kind in cols)
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {name.quoted(conn)} ({ddl})")
-    if conn.dialect.name == "postgresql":
-        for table, index, unique, column in tables.pg_indexes():
-            conn.exec_driver_sql(
-                f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {quote_ident(conn, index)} "
-                f"ON {table.quoted(conn)} ({quote_ident(conn, column)})"
-            )
+        Step 1 is the baseline: the shapes are those the usage domain's DDL gave these tables before
+        the mechanism existed (ec84877), unchanged since.
+        """
+        indexes: dict[TableName, list[Index]] = {}
+        for table, index, unique, column in self.pg_indexes():
+            indexes.setdefault(table, []).append(Index(index, (column,), unique=unique))
+        specs = tuple(
+            TableSpec(name.schema, name.table, cols, pg_indexes=tuple(indexes.get(name, ())))
+            for name, cols in self.columns().items()
+        )
+        return PlatformTables(
+            f"mongo_collection/{self.raw}", specs, (baseline("raw, rejects and watermark tables (ec84877)"),)
+        )
 
 
 def ensure_tables(warehouse: WarehouseResource, tables: SourceTables) -> None:
-    """Run :func:`create_tables` in its own short transaction (a concurrent creator may win)."""
-    for attempt in range(3):
-        try:
-            with warehouse.begin() as conn:
-                create_tables(conn, tables)
-            return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            if attempt == 2:
-                raise
+    """Create the schemas, tables and (PostgreSQL) indexes and apply pending steps (one short transaction)."""
+    ensure_platform_tables(warehouse, tables.platform_tables())
