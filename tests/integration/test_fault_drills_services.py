@@ -1,23 +1,41 @@
-"""Fault drills that stop a server mid-work: PostgreSQL during a COPY, Kafka during an ingest range.
+"""Fault drills that stop a server mid-work: PostgreSQL during a COPY, Kafka during an ingest range,
+OpenSearch while events flow to the system_logs monitor.
 
 The stopped server is a PRIVATE instance (own services home and ports, tests/fixtures/private_services.py),
-never the shared one other tests use. A real ``dagster-daemon`` on ``orchestration/dagster.local.yaml``
-does all the recovering (SQLite run storage: Dagster's storage is not on the stopped server); the test
-stops and starts the server, then only reads. Each drill asserts exact counts, the incidents, the
-read API's ``/health`` during the outage and back to its prior state, and prints its recovery time.
+never the shared one other tests use. In the PostgreSQL and Kafka drills a real ``dagster-daemon`` on
+``orchestration/dagster.local.yaml`` does all the recovering (SQLite run storage: Dagster's storage is
+not on the stopped server); the test stops and starts the server, then only reads. Each asserts exact
+counts, the incidents, the read API's ``/health`` during the outage and back to its prior state, and
+prints its recovery time. The OpenSearch drill runs the monitor's passes itself (the declared asset
+materialized in process, its sensor ticked), because where a pass is when the node stops is the point
+of it; see :func:`test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_once`.
 """
 
+import json
+import logging
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
 from assets.commerce.tables import PIPELINE
+from assets.monitor import MonitorConfig, run_pass
+from assets.monitor._documents import log_line_id
+from assets.monitor._ledger import FILE, KAFKA, read_positions
+from assets.monitor._sources import file_identity
 from generators.exports import write_export_file
+from orchestration.declared import declared_assets, declared_sensor
+from orchestration.json_logs import configure_logging, unconfigure_logging
 from resources.kafka import KafkaResource
+from resources.search import SearchResource
+from resources.search_client import SearchClient
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import ConnectionInfo
 from tests.fixtures.private_services import PrivateServices, private_services
@@ -35,6 +53,7 @@ from tests.integration.drill_support import (
     until,
 )
 from tests.integration.test_commerce_helpers import age, rows, valid
+from tests.integration.test_system_logs import doc_ids, produce_envelopes
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -55,6 +74,12 @@ def private_pg(postgres_server: ConnectionInfo) -> Iterator[PrivateServices]:
 @pytest.fixture
 def private_kafka(kafka_server: ConnectionInfo) -> Iterator[PrivateServices]:
     with private_services("kafka") as private:
+        yield private
+
+
+@pytest.fixture
+def private_search(opensearch_server: ConnectionInfo) -> Iterator[PrivateServices]:
+    with private_services("opensearch") as private:
         yield private
 
 
@@ -233,4 +258,198 @@ def test_kafka_stopped_during_an_ingest_range_ingests_every_event_once(
     print(
         f"drill kafka-stopped-during-ingest: marts caught up {recovery_s:.1f}s after Kafka stopped; "
         f"incidents {incidents}"
+    )
+
+
+class _Flow(threading.Thread):
+    """Events to the monitor's topic and JSON log lines to its log file, every 0.2 s until ``finish``."""
+
+    def __init__(self, kafka: KafkaResource, topic: str, log: logging.Logger) -> None:
+        super().__init__(name="system-logs-flow", daemon=True)
+        self.kafka, self.topic, self.log = kafka, topic, log
+        self.events: set[str] = set()
+        self.lines = 0
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        number = 100_000  # envelope numbers apart from the burst's
+        try:
+            while not self._halt.is_set():
+                self.events |= produce_envelopes(self.kafka, self.topic, 10, start=number)
+                number += 10
+                self.log.info("request served", extra={"correlation_id": f"c{number}", "status": 200})
+                self.lines += 1
+                self._halt.wait(0.2)
+        except BaseException as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 60) -> set[str]:
+        self._halt.set()
+        self.join(timeout)
+        assert not self.is_alive(), "the event flow did not stop"
+        assert self.error is None, f"the event flow failed: {self.error!r}"
+        return self.events
+
+
+class _StopsTheNodeBeforeItsSecondBulk(SearchClient):
+    """The real client; ``stop_node`` runs after the node answered one bulk request, before the next."""
+
+    def __init__(self, url: str, stop_node: Callable[[], None]) -> None:
+        super().__init__(url)
+        self.stop_node = stop_node
+        self.bulks = 0
+
+    def bulk_ndjson(self, body: bytes, reply_filter: str = "errors,items.*.error") -> dict[str, Any]:
+        self.bulks += 1
+        if self.bulks == 2:
+            self.stop_node()
+        return super().bulk_ndjson(body, reply_filter)
+
+
+def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_once(
+    private_search: PrivateServices,
+    pg: WarehouseResource,
+    kafka: KafkaResource,
+    kafka_topic: str,
+    dagster_instance: DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drill_started = time.monotonic()
+    url = private_search.up("opensearch")["opensearch"].url
+    node_log = private_search.home / "logs" / "opensearch.log"
+    search = SearchResource(url=url)
+    (node,) = search.client().nodes.stats(metric="jvm")["nodes"].values()
+    assert node["jvm"]["mem"]["heap_max_in_bytes"] == 384 * 1024 * 1024, "the private node's small heap"
+    alias, log_file, fallback = "system_logs", tmp_path / "logs" / "api.jsonl", tmp_path / "fallback"
+    for name, value in {
+        "SYSTEM_LOGS_ALIAS": alias,
+        "SYSTEM_LOGS_TOPICS": kafka_topic,
+        "SYSTEM_LOGS_LOG_FILES": str(tmp_path / "logs" / "*.jsonl"),
+        "SYSTEM_LOGS_FALLBACK_DIR": str(fallback),
+        "SYSTEM_LOGS_FALLBACK_MAX_BYTES": str(64 * 1024 * 1024),
+        "SYSTEM_LOGS_MAX_DOCS_PER_RUN": "20000",
+    }.items():
+        monkeypatch.setenv(name, value)
+    system_logs = declared_assets("monitor/system_logs", "search__system_logs")
+    sensor = declared_sensor("monitor/system_logs", "system_logs_sensor")
+    cursor: list[str | None] = [None]
+
+    def tick() -> tuple[SensorResult, dict[str, Any], float]:
+        """One sensor evaluation: its result, what it saw, how long it took."""
+        at = time.monotonic()
+        context = build_sensor_context(
+            instance=dagster_instance, resources={"warehouse": pg, "kafka": kafka}, cursor=cursor[0]
+        )
+        result = sensor(context)
+        assert isinstance(result, SensorResult)
+        cursor[0] = result.cursor
+        return result, json.loads(result.cursor or "{}")["seen"], time.monotonic() - at
+
+    def monitor_pass() -> tuple[dict[str, Any], float]:
+        """One materialization of the declared asset on the private node: its metadata, its duration."""
+        at = time.monotonic()
+        resources = {"warehouse": pg, "kafka": kafka, "search": SearchResource(url=url)}
+        result = materialize([system_logs], resources=resources, instance=dagster_instance)
+        assert result.success
+        (event,) = result.asset_materializations_for_node(system_logs.node_def.name)
+        return {name: value.value for name, value in event.metadata.items()}, time.monotonic() - at
+
+    configure_logging("INFO", "json", stream=open(os.devnull, "w"), file=str(log_file))  # noqa: SIM115
+    flow = _Flow(kafka, kafka_topic, logging.getLogger("api.system_logs_drill"))
+    stopped: dict[str, Any] = {}
+    try:
+        flow.start()
+        until("events flowing", lambda: len(flow.events) >= 50, 60, node_log)
+        first, _ = monitor_pass()
+        assert first["engine_reachable"] is True and first["indexed"] >= 55 and first["spooled"] == 0
+
+        # A pass with more than one bulk request of documents; the node stops between its first two.
+        burst = produce_envelopes(kafka, kafka_topic, 2_500)
+
+        def stop_node() -> None:
+            stopped.update(private_search.down("opensearch"), at=time.monotonic())
+
+        stopping = _StopsTheNodeBeforeItsSecondBulk(url, stop_node)
+        caught = run_pass(MonitorConfig.from_settings(), pg, kafka, stopping)  # type: ignore[arg-type]
+        assert stopping.bulks == 2 and stopped["opensearch"] in ("stopped", "killed")
+        read = sum(caught.read_by_source.values())
+        assert read >= 2_500 and not caught.engine_reachable
+        # Its first 2,000 documents were indexed, then the engine went away: every document it read
+        # is in the fallback file (the ids make the indexed ones harmless to send again).
+        assert (caught.indexed, caught.spooled, caught.dropped) == (0, read, 0)
+        assert caught.backlog.documents == read
+        backlog = read
+
+        # The outage: events keep flowing, each pass spools what is new, the backlog grows, and the
+        # sensor (which never calls the engine) keeps requesting runs.
+        outage: list[tuple[float, float]] = []
+        backlog_bytes = caught.backlog.bytes
+        for _ in range(2):
+            target = len(flow.events) + 60
+            until("events flowing during the outage", lambda n=target: len(flow.events) >= n, 60, node_log)
+            requested, seen, tick_s = tick()
+            assert requested.run_requests and seen["new_offsets"] >= 60
+            assert seen["backlog_bytes"] == backlog_bytes, "the sensor sees the backlog the last pass left"
+            during, pass_s = monitor_pass()
+            assert during["engine_reachable"] is False and during["indexed"] == 0
+            assert during["spooled"] >= 60 and during["dropped"] == 0
+            assert during["backlog_documents"] == backlog + during["spooled"]
+            assert during["backlog_bytes"] > backlog_bytes
+            backlog, backlog_bytes = during["backlog_documents"], during["backlog_bytes"]
+            outage.append((tick_s, pass_s))
+        assert max(t for t, _ in outage) < 5 and max(p for _, p in outage) < 20, outage
+
+        restart_at = time.monotonic()
+        private_search.up("opensearch")
+        back_at = time.monotonic()
+        search.refresh(alias)
+        assert search.count(alias) == first["indexed"] + 2_000, "the caught pass's first bulk request"
+        events = flow.finish()
+    finally:
+        if flow.is_alive():
+            flow.finish()
+        unconfigure_logging()
+    api_lines = flow.lines
+
+    replay, replay_s = monitor_pass()
+    assert replay["engine_reachable"] is True and replay["replayed"] == backlog
+    assert replay["spooled"] == replay["rejected"] == 0
+    assert (replay["backlog_documents"], replay["backlog_bytes"], replay["backlog_segments"]) == (0, 0, 0)
+    assert monitor_pass()[0]["indexed"] == 0, "everything read already"
+
+    # Exactly once: every event sent and every log line of the file, one document each.
+    identity = file_identity(log_file.stat())
+    expected_logs, position = set(), 0
+    with log_file.open("rb") as handle:
+        for line in handle:
+            expected_logs.add(log_line_id(identity, position, line))
+            position += len(line)
+    loggers = Counter(json.loads(line)["logger"] for line in log_file.read_text().splitlines())
+    # The flow's lines and the caught pass's own two (its warning and its summary, platform logger).
+    assert loggers == {"api.system_logs_drill": api_lines, "assets.monitor._pass": 2}
+    assert len(expected_logs) == api_lines + 2
+    expected = events | burst | expected_logs
+    assert len(expected) == len(events) + len(burst) + len(expected_logs) < 10_000
+    assert doc_ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
+    assert search.count(alias) == len(expected)
+    # The offsets ledger is at the topic's end offsets and at the log file's end; the fallback drained.
+    ledger = read_positions(pg, KAFKA)
+    assert {p: pos.position for (t, p), pos in ledger.items() if t == kafka_topic} == kafka.end_offsets(
+        kafka_topic
+    )
+    assert {s: pos.position for (s, _), pos in read_positions(pg, FILE).items()} == {identity: position}
+    assert not list(fallback.glob("segment-*.jsonl")) and not (fallback / "rejected").exists()
+    assert MonitorConfig.from_settings().spool().backlog().dropped_total == 0
+    idle, seen, _ = tick()
+    assert not idle.run_requests and seen["backlog_bytes"] == seen["new_offsets"] == 0
+    during_s = ", ".join(f"tick {t:.2f}s/pass {p:.2f}s" for t, p in outage)
+    print(
+        f"drill opensearch-stopped: node down {back_at - stopped['at']:.1f}s (restarted after "
+        f"{restart_at - stopped['at']:.1f}s, ready {back_at - restart_at:.1f}s later); {read} documents "
+        f"spooled by the pass caught between two bulk requests, {backlog} in the fallback at the restart "
+        f"({during_s} during the outage); replay of {replay['replayed']} in {replay_s:.1f}s; "
+        f"{len(events) + len(burst)} events and {len(expected_logs)} log lines ({api_lines} sent) indexed "
+        f"once; drill {time.monotonic() - drill_started:.1f}s"
     )

@@ -1,8 +1,10 @@
 """The system_logs monitor on real Kafka, OpenSearch and both warehouses.
 
-"Search engine unreachable" is simulated by pointing the monitor at a closed local port, then at the
-real node (the shared OpenSearch is never stopped: other engineers' tests use it); the fallback path,
-the replay and the exactly-once outcome are what is tested.
+"Search engine unreachable" is simulated here by pointing the monitor at a closed local port, then at
+the real node (the shared OpenSearch is never stopped: other engineers' tests use it); the fallback
+path, the replay and the exactly-once outcome are what is tested, fast. The real outage, a private
+OpenSearch stopped while events flow (one pass caught between two bulk requests) and started again,
+is the drill ``test_opensearch_stopped_while_events_flow_...`` in ``test_fault_drills_services.py``.
 """
 
 import datetime as dt
@@ -65,7 +67,7 @@ def _config(alias: str, tmp_path: Path, topics: tuple[str, ...] = (), **override
     return MonitorConfig(**values)  # type: ignore[arg-type]
 
 
-def _produce(kafka: KafkaResource, topic: str, count: int, start: int = 0) -> set[str]:
+def produce_envelopes(kafka: KafkaResource, topic: str, count: int, start: int = 0) -> set[str]:
     """``count`` JSON envelopes (and their deterministic ids ``<topic>-<partition>-<offset>``)."""
     producer = kafka.producer()
     futures = []
@@ -87,7 +89,7 @@ def _produce(kafka: KafkaResource, topic: str, count: int, start: int = 0) -> se
     return {f"{topic}-{meta.partition}-{meta.offset}" for meta in metas}
 
 
-def _ids(search: SearchResource, alias: str) -> Counter[str]:
+def doc_ids(search: SearchResource, alias: str) -> Counter[str]:
     """How many documents of the alias carry each id (all daily indices)."""
     search.refresh(alias)
     hits = search.search(alias, size=10_000, _source=["doc_id"])["hits"]["hits"]
@@ -104,12 +106,12 @@ def test_events_are_indexed_once_with_deterministic_ids(
 ) -> None:
     alias = f"{search_index_prefix}system_logs"
     config = _config(alias, tmp_path, (kafka_topic, "no.such.topic"))
-    expected = _produce(kafka, kafka_topic, 40)
+    expected = produce_envelopes(kafka, kafka_topic, 40)
 
     first = run_pass(config, warehouse, kafka, search)
     assert first.engine_reachable and first.indexed == 40 and first.spooled == 0
     assert first.missing_topics == ["no.such.topic"]
-    assert _ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
+    assert doc_ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
     # The alias is attached by the template to the day's index named after the events' timestamps.
     assert search.alias_indices(alias) == [daily_index(alias, dt.datetime.now(dt.UTC).date())]
     hit = search.search(alias, {"term": {"correlation_id": "c3"}})["hits"]["hits"]
@@ -118,10 +120,10 @@ def test_events_are_indexed_once_with_deterministic_ids(
 
     again = run_pass(config, warehouse, kafka, search)
     assert again.indexed == 0 and again.spooled == 0
-    expected |= _produce(kafka, kafka_topic, 5, start=40)
+    expected |= produce_envelopes(kafka, kafka_topic, 5, start=40)
     more = run_pass(config, warehouse, kafka, search)
     assert more.indexed == 5
-    assert _ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
+    assert doc_ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
     positions = read_positions(warehouse, KAFKA)
     assert sum(p.position for (topic, _), p in positions.items() if topic == kafka_topic) == 45
 
@@ -137,14 +139,14 @@ def test_engine_down_spools_then_the_replay_indexes_each_document_exactly_once(
 ) -> None:
     alias = f"{search_index_prefix}system_logs"
     config = _config(alias, tmp_path, (kafka_topic,))
-    expected = _produce(kafka, kafka_topic, 25)
+    expected = produce_envelopes(kafka, kafka_topic, 25)
     assert run_pass(config, warehouse, kafka, search).indexed == 25  # the engine is up at first
 
     # The engine goes away while events keep flowing: they go to the fallback file.
-    expected |= _produce(kafka, kafka_topic, 30, start=25)
+    expected |= produce_envelopes(kafka, kafka_topic, 30, start=25)
     outage = run_pass(config, warehouse, kafka, down)
     assert not outage.engine_reachable and outage.indexed == 0 and outage.spooled == 30
-    expected |= _produce(kafka, kafka_topic, 10, start=55)
+    expected |= produce_envelopes(kafka, kafka_topic, 10, start=55)
     outage = run_pass(config, warehouse, kafka, down)
     assert outage.spooled == 10 and outage.backlog.documents == 40 and outage.backlog.bytes > 0
     spooled_ids = {
@@ -163,7 +165,7 @@ def test_engine_down_spools_then_the_replay_indexes_each_document_exactly_once(
     assert back.engine_reachable and back.replayed == 105 and back.indexed == 0
     assert back.backlog.bytes == 0 and back.backlog.documents == 0
     assert not list((tmp_path / "fallback").glob("segment-*.jsonl"))
-    counts = _ids(search, alias)
+    counts = doc_ids(search, alias)
     assert counts == Counter({doc_id: 1 for doc_id in expected}), "each document exactly once"
     assert search.count(alias) == 65
     assert run_pass(config, warehouse, kafka, search).replayed == 0
@@ -230,7 +232,7 @@ def test_json_log_lines_are_indexed_once_across_rotation(
     with log_file.open("ab") as handle:
         handle.write(b'ne"}\nnot json at all\n')
     assert run_pass(config, warehouse, kafka, search, quiet).indexed == 2
-    counts = _ids(search, alias)
+    counts = doc_ids(search, alias)
     assert len(counts) == 22 and set(counts.values()) == {1}
     assert all(doc_id.startswith("log-") for doc_id in counts)
 
@@ -279,7 +281,7 @@ def test_asset_metadata_shows_the_backlog_and_the_sensor_requests_the_replay(
         assert event.asset_key == key
         return {name: value.value for name, value in event.metadata.items()}
 
-    expected = _produce(kafka, kafka_topic, 15)
+    expected = produce_envelopes(kafka, kafka_topic, 15)
     first_tick = tick()
     assert isinstance(first_tick, SensorResult) and len(first_tick.run_requests or []) == 1
     assert json.loads(first_tick.cursor or "{}")["seen"]["new_offsets"] == 15
@@ -296,7 +298,7 @@ def test_asset_metadata_shows_the_backlog_and_the_sensor_requests_the_replay(
     after = materialize_with(search)
     assert after["engine_reachable"] is True and after["replayed"] == 15
     assert after["backlog_bytes"] == 0 and after["backlog_documents"] == 0
-    assert _ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
+    assert doc_ids(search, alias) == Counter({doc_id: 1 for doc_id in expected})
     idle = tick()
     assert isinstance(idle, SensorResult) and not idle.run_requests, "nothing new, backlog empty"
 
@@ -321,4 +323,4 @@ def test_a_document_the_engine_refuses_is_kept_with_its_reason_and_does_not_bloc
     (kept,) = (tmp_path / "fallback" / "rejected").glob("rejected-*.jsonl")
     row = json.loads(kept.read_text())
     assert row["document"]["doc"]["doc_id"] == "t-0-2" and row["reason"].startswith("400 ")
-    assert _ids(search, alias) == Counter({"t-0-1": 1})
+    assert doc_ids(search, alias) == Counter({"t-0-1": 1})
