@@ -9,7 +9,8 @@ Order of a pass, and why nothing is lost or doubled:
    fallback file and ``fsync``ed;
 3. only then the new positions are recorded (one transaction), so a crash before it re-reads the
    same documents, and their deterministic ids make the second write an overwrite;
-4. daily indices older than the retention are deleted.
+4. daily indices older than the retention are deleted (an engine gone away by then only postpones
+   this to the next pass: the documents are already safe, the pass does not fail).
 
 A file lock in the fallback directory keeps two passes from interleaving on one machine (the sensor
 requests a run only when none is in flight; the lock covers a run launched by hand meanwhile).
@@ -190,6 +191,18 @@ def _index_or_spool(
             )
 
 
+def _apply_retention(config: MonitorConfig, search: SearchResource, report: PassReport, log: Any) -> None:
+    """Delete the expired daily indices; an engine that stopped answering since the writes is reported
+    as unreachable (any other error still fails the pass)."""
+    try:
+        report.deleted_indices = apply_retention(search, config.alias, config.retention_days)
+    except Exception as exc:
+        if search.ping():
+            raise
+        log.warning(f"search engine gone before the retention of {config.alias} (next pass): {exc}")
+        report.engine_reachable = False
+
+
 def run_pass(
     config: MonitorConfig,
     warehouse: WarehouseResource,
@@ -231,7 +244,7 @@ def run_pass(
             forget_files_except={identity: path for identity, (path, _) in files.items()},
         )
         if report.engine_reachable:
-            report.deleted_indices = apply_retention(search, config.alias, config.retention_days)
+            _apply_retention(config, search, report, log)
         report.backlog = spool.backlog()
     log.info(
         f"system_logs pass: {report.indexed} indexed, {report.spooled} spooled, {report.replayed} replayed, "

@@ -292,19 +292,25 @@ class _Flow(threading.Thread):
         return self.events
 
 
-class _StopsTheNodeBeforeItsSecondBulk(SearchClient):
-    """The real client; ``stop_node`` runs after the node answered one bulk request, before the next."""
+class _StopsTheNode(SearchClient):
+    """The real client; ``stop_node`` runs before bulk request number ``before_bulk`` is sent, or after
+    number ``after_bulk`` was answered: where a pass is when the node goes away, made exact."""
 
-    def __init__(self, url: str, stop_node: Callable[[], None]) -> None:
+    def __init__(
+        self, url: str, stop_node: Callable[[], None], before_bulk: int = 0, after_bulk: int = 0
+    ) -> None:
         super().__init__(url)
-        self.stop_node = stop_node
+        self.stop_node, self.before_bulk, self.after_bulk = stop_node, before_bulk, after_bulk
         self.bulks = 0
 
     def bulk_ndjson(self, body: bytes, reply_filter: str = "errors,items.*.error") -> dict[str, Any]:
         self.bulks += 1
-        if self.bulks == 2:
+        if self.bulks == self.before_bulk:
             self.stop_node()
-        return super().bulk_ndjson(body, reply_filter)
+        reply = super().bulk_ndjson(body, reply_filter)
+        if self.bulks == self.after_bulk:
+            self.stop_node()
+        return reply
 
 
 def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_once(
@@ -371,7 +377,7 @@ def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_o
         def stop_node() -> None:
             stopped.update(private_search.down("opensearch"), at=time.monotonic())
 
-        stopping = _StopsTheNodeBeforeItsSecondBulk(url, stop_node)
+        stopping = _StopsTheNode(url, stop_node, before_bulk=2)
         caught = run_pass(MonitorConfig.from_settings(), pg, kafka, stopping)  # type: ignore[arg-type]
         assert stopping.bulks == 2 and stopped["opensearch"] in ("stopped", "killed")
         read = sum(caught.read_by_source.values())
@@ -453,3 +459,39 @@ def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_o
         f"{len(events) + len(burst)} events and {len(expected_logs)} log lines ({api_lines} sent) indexed "
         f"once; drill {time.monotonic() - drill_started:.1f}s"
     )
+
+
+def test_opensearch_stopped_right_after_a_pass_indexed_its_documents_leaves_the_pass_successful(
+    private_search: PrivateServices,
+    pg: WarehouseResource,
+    kafka: KafkaResource,
+    kafka_topic: str,
+    tmp_path: Path,
+) -> None:
+    """The node goes away after the pass's last bulk request was answered, before its retention: the
+    documents are indexed and their offsets recorded, the pass does not fail (the retention waits)."""
+    url = private_search.up("opensearch")["opensearch"].url
+    config = MonitorConfig(
+        alias="system_logs",
+        topics=(kafka_topic,),
+        log_patterns=(),
+        retention_days=14,
+        fallback_dir=tmp_path / "fallback",
+        fallback_max_bytes=64 * 1024 * 1024,
+        max_docs_per_run=20_000,
+    )
+    sent = produce_envelopes(kafka, kafka_topic, 300)
+    stopping = _StopsTheNode(url, lambda: private_search.down("opensearch"), after_bulk=1)
+
+    report = run_pass(config, pg, kafka, stopping)  # type: ignore[arg-type]
+    assert stopping.bulks == 1 and private_search.states()["opensearch"] != "running"
+    assert (report.indexed, report.spooled, report.replayed, report.deleted_indices) == (300, 0, 0, [])
+    assert not report.engine_reachable and report.backlog.documents == 0
+    positions = read_positions(pg, KAFKA)
+    assert {p: pos.position for (_, p), pos in positions.items()} == kafka.end_offsets(kafka_topic)
+
+    private_search.up("opensearch")
+    search = SearchResource(url=url)
+    assert doc_ids(search, "system_logs") == Counter({doc_id: 1 for doc_id in sent})
+    after = run_pass(config, pg, kafka, search)
+    assert after.engine_reachable and (after.indexed, after.spooled, after.replayed) == (0, 0, 0)
