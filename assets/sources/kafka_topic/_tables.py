@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from resources.bulk_write import quote_ident
-from resources.migrations import Migration, apply_migrations, ensure_migrations_table
+from resources.migrations import Migration
+from resources.platform_tables import Index, PlatformTables, TableSpec, ensure_platform_tables
 from resources.warehouse import WarehouseResource
 
 Columns = tuple[tuple[str, str], ...]
@@ -155,10 +156,6 @@ class TopicTables:
             (self.batches, BATCHES_COLUMNS, ()),
         )
 
-    @property
-    def schemas(self) -> list[str]:
-        return sorted({table[0] for table, _, _ in self.tables()})
-
 
 def _drop_retired_indexes(tables: TopicTables) -> Migration:
     """Step 1: the first layout had a unique B-tree on the Kafka coordinates and a B-tree on the id
@@ -186,71 +183,23 @@ def migration_component(tables: TopicTables) -> str:
     return f"kafka_topic/{tables.pipeline}"
 
 
-def table_statements(conn: sa.Connection, tables: TopicTables) -> list[str]:
-    """``CREATE TABLE IF NOT EXISTS`` of every table of the source."""
-    statements = []
-    for (schema, name), columns, primary_key in tables.tables():
-        cols = [f"{quote_ident(conn, column)} {col_type}" for column, col_type in columns]
-        if primary_key:
-            cols.append(f"PRIMARY KEY ({', '.join(quote_ident(conn, c) for c in primary_key)})")
-        statements.append(f"CREATE TABLE IF NOT EXISTS {quote_ident(conn, schema, name)} ({', '.join(cols)})")
-    return statements
-
-
-def index_statements(conn: sa.Connection, tables: TopicTables, present_indexes: set[str] | None) -> list[str]:
-    """``CREATE INDEX`` of the PostgreSQL indexes not in ``present_indexes`` (none on DuckDB).
-
-    ``present_indexes`` (index names in the source's schemas) leaves out the statements with
-    nothing to do: ``CREATE INDEX IF NOT EXISTS`` takes a SHARE lock on its table *before* looking
-    the name up, so it would wait for every open ingest transaction writing that table, which made
-    concurrent ingest runs wait for each other's commits.
-    """
-    if conn.dialect.name != "postgresql":
-        return []
-    statements = []
-    for index, (schema, table), method, index_columns, unique, where in tables.pg_indexes():
-        if present_indexes is not None and index in present_indexes:
-            continue
-        col_list = ", ".join(quote_ident(conn, c) for c in index_columns)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        suffix = f" WHERE {where}" if where else ""
-        statements.append(
-            f"CREATE {kind} IF NOT EXISTS {quote_ident(conn, index)} "
-            f"ON {quote_ident(conn, schema, table)} USING {method} ({col_list}){suffix}"
-        )
-    return statements
-
-
-def _present_indexes(conn: sa.Connection, schemas: list[str]) -> set[str] | None:
-    """Index names of the source's schemas (PostgreSQL), None elsewhere."""
-    if conn.dialect.name != "postgresql":
-        return None
-    statement = sa.text("SELECT indexname FROM pg_indexes WHERE schemaname IN :s").bindparams(
-        sa.bindparam("s", expanding=True)
+def platform_tables(tables: TopicTables) -> PlatformTables:
+    """The source's tables (DDL, PostgreSQL indexes) and their upgrade steps, as platform tables."""
+    indexes: dict[Table, list[Index]] = {}
+    for name, table, method, columns, unique, where in tables.pg_indexes():
+        indexes.setdefault(table, []).append(Index(name, columns, unique=unique, method=method, where=where))
+    specs = tuple(
+        TableSpec(schema, name, columns, primary_key, tuple(indexes.get((schema, name), ())))
+        for (schema, name), columns, primary_key in tables.tables()
     )
-    return {row[0] for row in conn.execute(statement, {"s": schemas})}
+    return PlatformTables(migration_component(tables), specs, tuple(migrations(tables)))
 
 
 def ensure_tables(warehouse: WarehouseResource, tables: TopicTables) -> None:
-    """Create the schemas, tables and indexes and apply pending upgrade steps (idempotent, short)."""
-    for schema in tables.schemas:
-        try:
-            with warehouse.begin() as conn:
-                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
-        except sa.exc.IntegrityError:
-            pass  # another process created the schema concurrently
-    for attempt in range(3):
-        try:
-            with warehouse.begin() as conn:
-                ensure_migrations_table(conn)
-                for statement in table_statements(conn, tables):
-                    conn.exec_driver_sql(statement)
-                # Upgrade steps run on the tables of the current shape, before the new indexes.
-                apply_migrations(conn, migration_component(tables), migrations(tables))
-                for statement in index_statements(conn, tables, _present_indexes(conn, tables.schemas)):
-                    conn.exec_driver_sql(statement)
-            return
-        except sa.exc.IntegrityError:
-            # Concurrent CREATE ... IF NOT EXISTS on PostgreSQL can race on the catalog; retry.
-            if attempt == 2:
-                raise
+    """Create the schemas, tables and indexes and apply pending upgrade steps (idempotent, short).
+
+    Indexes already there are not created again: ``CREATE INDEX IF NOT EXISTS`` takes a SHARE lock
+    on its table before looking the name up, which made concurrent ingest runs wait for each other's
+    commits (:func:`resources.platform_tables.create_platform_tables` skips them).
+    """
+    ensure_platform_tables(warehouse, platform_tables(tables))
