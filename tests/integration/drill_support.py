@@ -3,13 +3,17 @@
 A drill runs ``dagster-daemon`` on a DAGSTER_HOME holding ``orchestration/dagster.local.yaml`` as
 shipped (the ``make demo`` instance: SQLite storage, queued runs, run retries, run monitoring), so
 recovery happens through the daemon alone, as in production; the test only breaks things and reads.
+The system_logs drills drive the monitor's passes themselves: ``EventFlow`` keeps events and log lines
+coming, ``StopsTheNode`` stops (or freezes) the search node at an exact point of a pass.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,9 +29,11 @@ from api.app import create_app
 from generators.commerce import GeneratedEvent, generate_events, produce_to_kafka
 from orchestration import demo
 from resources.kafka import KafkaResource
+from resources.search_client import SearchClient
 from resources.warehouse import WarehouseResource
 from tests.fixtures.private_services import free_port
 from tests.integration.test_commerce_helpers import START, assert_marts, rows, valid
+from tests.integration.test_system_logs import produce_envelopes
 
 ROOT = Path(__file__).resolve().parents[2]
 REFRESH_JOB = "commerce_kafka_ingest_and_refresh"
@@ -240,3 +246,60 @@ def health_returns_to(warehouse_url: str, prior: tuple, log: Path, timeout: floa
             return
         time.sleep(1.0)
     pytest.fail(f"/health not back to {prior} within {timeout:.0f}s: still {seen}\n{log.read_text()[-2000:]}")
+
+
+class EventFlow(threading.Thread):
+    """Events to the monitor's topic and JSON log lines to its log file, every 0.2 s until ``finish``."""
+
+    def __init__(self, kafka: KafkaResource, topic: str, log: logging.Logger) -> None:
+        super().__init__(name="system-logs-flow", daemon=True)
+        self.kafka, self.topic, self.log = kafka, topic, log
+        self.events: set[str] = set()
+        self.lines = 0
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        number = 100_000  # envelope numbers apart from the burst's
+        try:
+            while not self._halt.is_set():
+                self.events |= produce_envelopes(self.kafka, self.topic, 10, start=number)
+                number += 10
+                self.log.info("request served", extra={"correlation_id": f"c{number}", "status": 200})
+                self.lines += 1
+                self._halt.wait(0.2)
+        except BaseException as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 60) -> set[str]:
+        self._halt.set()
+        self.join(timeout)
+        assert not self.is_alive(), "the event flow did not stop"
+        assert self.error is None, f"the event flow failed: {self.error!r}"
+        return self.events
+
+
+class StopsTheNode(SearchClient):
+    """The real client; ``stop_node`` runs before bulk request number ``before_bulk`` is sent, or after
+    number ``after_bulk`` was answered: where a pass is when the node goes away, made exact."""
+
+    def __init__(
+        self,
+        url: str,
+        stop_node: Callable[[], None],
+        before_bulk: int = 0,
+        after_bulk: int = 0,
+        request_timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(url, request_timeout_s=request_timeout_s)
+        self.stop_node, self.before_bulk, self.after_bulk = stop_node, before_bulk, after_bulk
+        self.bulks = 0
+
+    def bulk_ndjson(self, body: bytes, reply_filter: str = "errors,items.*.error") -> dict[str, Any]:
+        self.bulks += 1
+        if self.bulks == self.before_bulk:
+            self.stop_node()
+        reply = super().bulk_ndjson(body, reply_filter)
+        if self.bulks == self.after_bulk:
+            self.stop_node()
+        return reply

@@ -14,10 +14,9 @@ of it; see :func:`test_opensearch_stopped_while_events_flow_spools_and_replays_e
 import json
 import logging
 import os
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +34,12 @@ from orchestration.declared import declared_assets, declared_sensor
 from orchestration.json_logs import configure_logging, unconfigure_logging
 from resources.kafka import KafkaResource
 from resources.search import SearchResource
-from resources.search_client import SearchClient
 from resources.warehouse import WarehouseResource, dispose_engines
 from services import ConnectionInfo
 from tests.fixtures.private_services import PrivateServices, private_services
 from tests.integration.drill_support import (
+    EventFlow,
+    StopsTheNode,
     all_incidents,
     commerce_caught_up,
     daemon,
@@ -261,56 +261,9 @@ def test_kafka_stopped_during_an_ingest_range_ingests_every_event_once(
     )
 
 
-class _Flow(threading.Thread):
-    """Events to the monitor's topic and JSON log lines to its log file, every 0.2 s until ``finish``."""
-
-    def __init__(self, kafka: KafkaResource, topic: str, log: logging.Logger) -> None:
-        super().__init__(name="system-logs-flow", daemon=True)
-        self.kafka, self.topic, self.log = kafka, topic, log
-        self.events: set[str] = set()
-        self.lines = 0
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        number = 100_000  # envelope numbers apart from the burst's
-        try:
-            while not self._halt.is_set():
-                self.events |= produce_envelopes(self.kafka, self.topic, 10, start=number)
-                number += 10
-                self.log.info("request served", extra={"correlation_id": f"c{number}", "status": 200})
-                self.lines += 1
-                self._halt.wait(0.2)
-        except BaseException as exc:  # noqa: BLE001 - reported by finish()
-            self.error = exc
-
-    def finish(self, timeout: float = 60) -> set[str]:
-        self._halt.set()
-        self.join(timeout)
-        assert not self.is_alive(), "the event flow did not stop"
-        assert self.error is None, f"the event flow failed: {self.error!r}"
-        return self.events
-
-
-class _StopsTheNode(SearchClient):
-    """The real client; ``stop_node`` runs before bulk request number ``before_bulk`` is sent, or after
-    number ``after_bulk`` was answered: where a pass is when the node goes away, made exact."""
-
-    def __init__(
-        self, url: str, stop_node: Callable[[], None], before_bulk: int = 0, after_bulk: int = 0
-    ) -> None:
-        super().__init__(url)
-        self.stop_node, self.before_bulk, self.after_bulk = stop_node, before_bulk, after_bulk
-        self.bulks = 0
-
-    def bulk_ndjson(self, body: bytes, reply_filter: str = "errors,items.*.error") -> dict[str, Any]:
-        self.bulks += 1
-        if self.bulks == self.before_bulk:
-            self.stop_node()
-        reply = super().bulk_ndjson(body, reply_filter)
-        if self.bulks == self.after_bulk:
-            self.stop_node()
-        return reply
+def _monitor_config(topic: str, tmp_path: Path) -> MonitorConfig:
+    """The monitor on ``topic`` only, alias ``system_logs`` (the private node holds nothing else)."""
+    return MonitorConfig("system_logs", (topic,), (), 14, tmp_path / "fallback", 64 * 1024 * 1024, 20_000)
 
 
 def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_once(
@@ -363,7 +316,7 @@ def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_o
         return {name: value.value for name, value in event.metadata.items()}, time.monotonic() - at
 
     configure_logging("INFO", "json", stream=open(os.devnull, "w"), file=str(log_file))  # noqa: SIM115
-    flow = _Flow(kafka, kafka_topic, logging.getLogger("api.system_logs_drill"))
+    flow = EventFlow(kafka, kafka_topic, logging.getLogger("api.system_logs_drill"))
     stopped: dict[str, Any] = {}
     try:
         flow.start()
@@ -377,7 +330,7 @@ def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_o
         def stop_node() -> None:
             stopped.update(private_search.down("opensearch"), at=time.monotonic())
 
-        stopping = _StopsTheNode(url, stop_node, before_bulk=2)
+        stopping = StopsTheNode(url, stop_node, before_bulk=2)
         caught = run_pass(MonitorConfig.from_settings(), pg, kafka, stopping)  # type: ignore[arg-type]
         assert stopping.bulks == 2 and stopped["opensearch"] in ("stopped", "killed")
         read = sum(caught.read_by_source.values())
@@ -471,17 +424,9 @@ def test_opensearch_stopped_right_after_a_pass_indexed_its_documents_leaves_the_
     """The node goes away after the pass's last bulk request was answered, before its retention: the
     documents are indexed and their offsets recorded, the pass does not fail (the retention waits)."""
     url = private_search.up("opensearch")["opensearch"].url
-    config = MonitorConfig(
-        alias="system_logs",
-        topics=(kafka_topic,),
-        log_patterns=(),
-        retention_days=14,
-        fallback_dir=tmp_path / "fallback",
-        fallback_max_bytes=64 * 1024 * 1024,
-        max_docs_per_run=20_000,
-    )
+    config = _monitor_config(kafka_topic, tmp_path)
     sent = produce_envelopes(kafka, kafka_topic, 300)
-    stopping = _StopsTheNode(url, lambda: private_search.down("opensearch"), after_bulk=1)
+    stopping = StopsTheNode(url, lambda: private_search.down("opensearch"), after_bulk=1)
 
     report = run_pass(config, pg, kafka, stopping)  # type: ignore[arg-type]
     assert stopping.bulks == 1 and private_search.states()["opensearch"] != "running"
@@ -495,3 +440,50 @@ def test_opensearch_stopped_right_after_a_pass_indexed_its_documents_leaves_the_
     assert doc_ids(search, "system_logs") == Counter({doc_id: 1 for doc_id in sent})
     after = run_pass(config, pg, kafka, search)
     assert after.engine_reachable and (after.indexed, after.spooled, after.replayed) == (0, 0, 0)
+
+
+def test_opensearch_frozen_mid_pass_costs_one_request_timeout_and_each_document_lands_once(
+    private_search: PrivateServices,
+    pg: WarehouseResource,
+    kafka: KafkaResource,
+    kafka_topic: str,
+    tmp_path: Path,
+) -> None:
+    """A node that accepts connections and answers nothing (SIGSTOP) is not a refused port: the pass's
+    bulk request waits for the client's timeout, and the node indexes it anyway once it runs again.
+    The pass spools, the next ones cost one ping timeout each, the replay makes it exactly once."""
+    timeout_s = 3.0
+    url = private_search.up("opensearch")["opensearch"].url
+    config = _monitor_config(kafka_topic, tmp_path)
+    sent = produce_envelopes(kafka, kafka_topic, 200)
+    search = SearchResource(url=url, request_timeout_s=timeout_s)
+    assert run_pass(config, pg, kafka, search).indexed == 200
+
+    sent |= produce_envelopes(kafka, kafka_topic, 150, start=200)
+    freeze = lambda: private_search.freeze("opensearch")  # noqa: E731
+    freezing = StopsTheNode(url, freeze, before_bulk=1, request_timeout_s=timeout_s)
+    try:
+        at = time.monotonic()
+        caught = run_pass(config, pg, kafka, freezing)  # type: ignore[arg-type]
+        caught_s = time.monotonic() - at
+        assert freezing.bulks == 1 and not caught.engine_reachable
+        assert (caught.indexed, caught.spooled, caught.backlog.documents) == (0, 150, 150)
+        sent |= produce_envelopes(kafka, kafka_topic, 50, start=350)
+        at = time.monotonic()
+        frozen = run_pass(config, pg, kafka, SearchResource(url=url, request_timeout_s=timeout_s))
+        frozen_s = time.monotonic() - at
+        assert not frozen.engine_reachable and (frozen.spooled, frozen.backlog.documents) == (50, 200)
+    finally:
+        private_search.thaw("opensearch")
+    # One request timeout each (the bulk's, then the ping's), not a retry loop.
+    assert timeout_s <= caught_s < 3 * timeout_s and timeout_s <= frozen_s < 3 * timeout_s
+    # The bulk request the client gave up on was in the node's socket: it is indexed now, and spooled.
+    node_log = private_search.home / "logs" / "opensearch.log"
+    until("the timed-out bulk indexed", lambda: len(doc_ids(search, "system_logs")) == 350, 30, node_log)
+
+    back = run_pass(config, pg, kafka, SearchResource(url=url))
+    assert back.engine_reachable and (back.replayed, back.indexed, back.backlog.documents) == (200, 0, 0)
+    assert doc_ids(search, "system_logs") == Counter({doc_id: 1 for doc_id in sent})
+    positions = read_positions(pg, KAFKA)
+    assert {p: pos.position for (_, p), pos in positions.items()} == kafka.end_offsets(kafka_topic)
+    print(f"drill opensearch-frozen: pass caught at its bulk {caught_s:.1f}s, then {frozen_s:.1f}s frozen")
