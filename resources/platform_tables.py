@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from resources.bulk_write import existing_columns, quote_ident
 from resources.migrations import Migration, apply_migrations, ensure_migrations_table
-from resources.warehouse import WarehouseResource
+from resources.warehouse_core import Warehouse
 
 Columns = tuple[tuple[str, str], ...]
 _ATTEMPTS = 3
@@ -128,7 +128,7 @@ def create_platform_tables(conn: sa.Connection, *groups: PlatformTables) -> dict
 
 
 def ensure_platform_tables(
-    target: WarehouseResource | sa.Connection, *groups: PlatformTables
+    target: Warehouse | sa.Connection, *groups: PlatformTables
 ) -> dict[str, list[int]]:
     """Create/upgrade ``groups`` (see :func:`create_platform_tables`): with a connection, in its open
     transaction; with a warehouse, in one short transaction of its own, retried when a concurrent

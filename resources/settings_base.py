@@ -81,6 +81,8 @@ def _explain(area: type[AreaSettings], error: ValidationError) -> str:
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
         field = _field_of(area, name)
+        if field is None and name in area.model_fields:  # a default validated: loc is the field name
+            field, name = name, str(area.model_fields[name].validation_alias)
         value = os.environ.get(name, area.model_fields[field].default if field else None)
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{name}={value!r}: {message}")

@@ -6,6 +6,10 @@ the platform's (:mod:`resources.settings_platform`) into the registry, and is wh
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import ValidationInfo, field_validator
+
 from resources.settings_base import AreaSettings, Flag, env
 
 
@@ -132,8 +136,36 @@ class SubscriptionsSettings(AreaSettings):
     idempotency_cache_size: int = env(
         "SUBSCRIPTIONS_IDEMPOTENCY_CACHE_SIZE",
         "50000",
-        "Commands each API worker remembers for Idempotency-Key retries and /status (LRU)",
+        "Commands each API worker remembers for Idempotency-Key retries and /status (LRU in front of the "
+        "shared idempotency store)",
         ge=1,
+    )
+    idempotency_store: Literal["auto", "postgres", "sqlite"] = env(
+        "SUBSCRIPTIONS_IDEMPOTENCY_STORE",
+        "auto",
+        "Where API workers share Idempotency-Key reservations: postgres (ops.command_idempotency in the "
+        "warehouse's server), sqlite (a file shared by the workers of one host); auto: postgres when the "
+        "warehouse is PostgreSQL, else sqlite",
+    )
+    idempotency_sqlite_path: str = env(
+        "SUBSCRIPTIONS_IDEMPOTENCY_SQLITE_PATH",
+        "",
+        "SQLite file of the idempotency store (empty: the DuckDB warehouse file's path + "
+        ".idempotency.sqlite3)",
+    )
+    idempotency_retention_hours: float = env(
+        "SUBSCRIPTIONS_IDEMPOTENCY_RETENTION_HOURS",
+        "24",
+        "An Idempotency-Key is remembered this many hours; older reservations are deleted and the key "
+        "may name a new request",
+        gt=0,
+    )
+    idempotency_takeover_seconds: float = env(
+        "SUBSCRIPTIONS_IDEMPOTENCY_TAKEOVER_SECONDS",
+        "10",
+        "A retry waits this long for a reservation whose worker has not confirmed its event, then "
+        "produces it itself (at least SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS + 1 s)",
+        gt=0,
     )
     responses_topic: str = env(
         "SUBSCRIPTIONS_RESPONSES_TOPIC",
@@ -141,3 +173,14 @@ class SubscriptionsSettings(AreaSettings):
         "Kafka topic the subscriptions processing publishes each command's outcome to "
         "(keyed by correlation_id)",
     )
+
+    @field_validator("idempotency_takeover_seconds")
+    @classmethod
+    def _takeover_outlasts_a_delivery(cls, value: float, info: ValidationInfo) -> float:
+        """A reservation younger than one delivery attempt may still be producing: no takeover before."""
+        timeout_ms = info.data.get("produce_timeout_ms")
+        if timeout_ms is not None and value * 1000 < timeout_ms + 1000:
+            raise ValueError(
+                f"must be at least SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS + 1 s ({(timeout_ms + 1000) / 1000:g} s)"
+            )
+        return value
