@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.commands import CommandBus
+from api.commands import CommandBus, store_from_settings
 from resources.settings import SubscriptionsSettings, WarehouseSettings
 
 TABLE_DDL = (
@@ -54,5 +54,5 @@ def baseline_app() -> FastAPI:
     app = create_app()
     sink = InsertSink(WarehouseSettings.current().url)
     cache_size = SubscriptionsSettings.current().idempotency_cache_size
-    app.state.subscription_commands = CommandBus(sink, cache_size)
+    app.state.subscription_commands = CommandBus(sink, cache_size, store_from_settings())
     return app

@@ -34,7 +34,13 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from api.commands import CommandBus, IdempotencyConflictError, bus_from_settings, new_user_id
+from api.commands import (
+    CommandBus,
+    IdempotencyConflictError,
+    IdempotencyStoreUnavailableError,
+    bus_from_settings,
+    new_user_id,
+)
 from api.db import Database, Db, NotMaterializedError
 from api.schema import ErrorAnswer, Text
 from resources.event_producer import ProduceError
@@ -42,7 +48,10 @@ from resources.event_producer import ProduceError
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Close this process's producer at shutdown (queued commands get a bounded chance to go out)."""
+    """The bus is built at startup (a misconfigured idempotency store fails here, not at the first
+    command); this process's producer is closed at shutdown (queued commands get a bounded chance)."""
+    if getattr(app.state, "subscription_commands", None) is None:
+        app.state.subscription_commands = bus_from_settings(app.state.db.url)
     yield
     bus = getattr(app.state, "subscription_commands", None)
     if bus is not None:
@@ -192,18 +201,20 @@ COMMAND_ANSWERS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorAnswer, "description": "The Idempotency-Key already named a different request"},
     503: {
         "model": ErrorAnswer,
-        "description": "Kafka unreachable or did not confirm within SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS: "
-        "nothing was accepted; retry (with the same Idempotency-Key)",
+        "description": "Kafka unreachable or did not confirm within SUBSCRIPTIONS_PRODUCE_TIMEOUT_MS, "
+        "or the idempotency store unreachable (keyed commands): nothing was accepted; retry (with the "
+        "same Idempotency-Key)",
     },
 }
 
 
 def command_bus(request: Request) -> CommandBus:
-    """This app's bus (one per process, producer created at the first command)."""
+    """This app's bus (one per process, producer created at the first command; built here when the app
+    was served without its lifespan)."""
     state = request.app.state
     bus = getattr(state, "subscription_commands", None)
     if bus is None:
-        bus = state.subscription_commands = bus_from_settings()
+        bus = state.subscription_commands = bus_from_settings(state.db.url)
     return bus
 
 
@@ -226,6 +237,10 @@ async def _submit(
             status_code=503,
             detail=f"command not accepted, Kafka unavailable: {exc}",
             headers={"Retry-After": "5"},
+        ) from exc
+    except IdempotencyStoreUnavailableError as exc:
+        raise HTTPException(
+            status_code=503, detail=f"command not accepted: {exc}", headers={"Retry-After": "2"}
         ) from exc
     return CommandAccepted(
         correlation_id=accepted.correlation_id,

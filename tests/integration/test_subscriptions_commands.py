@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from bench.api_load import serve
 from resources.warehouse import WarehouseResource
 
 USER = "u-42"
@@ -56,6 +59,11 @@ def client(commands_env: str, tmp_path: Path) -> Iterator[TestClient]:
         yield test_client
 
 
+def _bus(client: TestClient) -> Any:
+    """The app's CommandBus (its Kafka sink and LRU are inspected)."""
+    return client.app.state.subscription_commands  # type: ignore[attr-defined]
+
+
 def consume(bootstrap: str, topic: str, settle_s: float = 1.5, timeout_s: float = 20.0) -> list[Any]:
     """Every message of ``topic`` (all partitions, from the start), once nothing more arrives for a while."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-reader", "enable.auto.commit": False})
@@ -89,7 +97,7 @@ def test_each_command_produces_exactly_one_event_keyed_by_user(client: TestClien
     )
     assert v1.status_code == 202, v1.text
 
-    messages = consume(kafka_server.url, client.app.state.subscription_commands.sink.topic)
+    messages = consume(kafka_server.url, _bus(client).sink.topic)
     assert len(messages) == len(COMMANDS) + 1
     by_id = {json.loads(m.value())["correlation_id"]: m for m in messages}
     for answer, (_, _, event_type, payload) in zip(answers, COMMANDS, strict=True):
@@ -172,13 +180,17 @@ def test_idempotent_retry_returns_the_same_correlation_id_and_produces_once(
     assert keyed["pay-1"]["correlation_id"] == first["correlation_id"]
     assert keyed["u-1"]["user_id"] == created[0].json()["user_id"]
 
-    # Another worker (a fresh app: its own memory) derives the same correlation id; its duplicate event
-    # carries that id, so processing counts it once.
-    with TestClient(create_app(f"duckdb:///{tmp_path / 'other.duckdb'}")) as other_worker:
-        elsewhere = other_worker.post(path, json=body, headers={"Idempotency-Key": "pay-1"}).json()
-    assert elsewhere["correlation_id"] == first["correlation_id"]
+    # Another worker (a fresh app: its own memory, the same warehouse) finds the command in the shared
+    # idempotency store: same correlation id, no second event; another request under the key is 409.
+    with TestClient(create_app(f"duckdb:///{tmp_path / 'w.duckdb'}")) as other_worker:
+        elsewhere = other_worker.post(path, json=body, headers={"Idempotency-Key": "pay-1"})
+        refused = other_worker.post(
+            path, json={**body, "valor": "2.00"}, headers={"Idempotency-Key": "pay-1"}
+        )
+    assert elsewhere.status_code == 202 and elsewhere.json()["correlation_id"] == first["correlation_id"]
+    assert refused.status_code == 409
     events = [json.loads(m.value()) for m in consume(kafka_server.url, commands_env)]
-    assert [e["correlation_id"] for e in events].count(first["correlation_id"]) == 2
+    assert [e["correlation_id"] for e in events].count(first["correlation_id"]) == 1 and len(events) == 3
 
 
 def _closed_port() -> int:
@@ -204,8 +216,16 @@ def test_kafka_down_answers_503_not_500(
             "/usuarios", json={"nome": "C", "email": "c@x.io"}, headers={"Idempotency-Key": "k"}
         )
         assert keyed.status_code == 503
-        assert not client.app.state.subscription_commands.recent._entries
-    assert client.app.state.subscription_commands.sink._producer is None  # closed at shutdown
+        assert not _bus(client).recent._entries
+        # The failed attempt released its reservation: the retry tries Kafka at once (its own timeout),
+        # it does not wait out SUBSCRIPTIONS_IDEMPOTENCY_TAKEOVER_SECONDS (10 s) for a takeover.
+        started = time.monotonic()
+        retried = client.post(
+            "/usuarios", json={"nome": "C", "email": "c@x.io"}, headers={"Idempotency-Key": "k"}
+        )
+        assert retried.status_code == 503 and "Kafka unavailable" in retried.json()["detail"]
+        assert time.monotonic() - started < 5.0
+    assert _bus(client).sink._producer is None  # closed at shutdown
 
 
 def test_status_accepted_processed_rejected_or_404(
@@ -276,3 +296,61 @@ def test_openapi_documents_the_command_answers(client: TestClient) -> None:
     assert spec["components"]["schemas"]["Pagamento"]["additionalProperties"] is False
     status = spec["paths"]["/status/{correlation_id}"]["get"]
     assert {"200", "404", "422"} <= set(status["responses"])
+
+
+def _post(base: str, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+    """One POST on its own connection (so the kernel may hand it to either worker)."""
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _replaying_pids(log_file: Path, correlation_id: str) -> set[int]:
+    """The worker processes that logged answering a retry of ``correlation_id`` without producing."""
+    if not log_file.exists():
+        return set()
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("correlation_id") == correlation_id and "pid" in line}
+
+
+def test_a_keyed_retry_reaching_any_of_two_worker_processes_produces_one_event(
+    commands_env: str, warehouse_url: str, kafka_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``python -m api`` with 2 uvicorn worker processes over a real socket (DuckDB: the workers share a
+    SQLite file; PostgreSQL: ops.command_idempotency): the same command with the same key, concurrently
+    and one after another, is answered 202 with one correlation id by both workers (seen in their
+    replay log lines, which carry the pid) and is ONE event on the topic."""
+    log_file = tmp_path / "api.jsonl"
+    monkeypatch.setenv("AFLUENTE_LOG_FILE", str(log_file))
+    monkeypatch.setenv("API_LOG_LEVEL", "INFO")
+    path, body, key = f"/usuarios/{USER}/pagamento", {"valor": "12.30", "metodo": "pix"}, "pay-multi"
+    process, base = serve(warehouse_url, False, 2)
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda _: _post(base, path, body, key), range(20)))
+        answers += [_post(base, path, body, key) for _ in range(20)]
+        correlation_id = answers[0][1]["correlation_id"]
+        # Connections are spread over the workers by the kernel: keep retrying (bounded) until both
+        # have answered, so the assertion below does not depend on luck.
+        while len(_replaying_pids(log_file, correlation_id)) < 2 and len(answers) < 300:
+            answers.append(_post(base, path, body, key))
+            time.sleep(0.01)
+        conflict = _post(base, path, {**body, "valor": "99.00"}, key)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    assert {status for status, _ in answers} == {202}
+    assert {answer["correlation_id"] for _, answer in answers} == {correlation_id}
+    events = [json.loads(m.value()) for m in consume(kafka_server.url, commands_env)]
+    assert [e["correlation_id"] for e in events] == [correlation_id]  # exactly one event, nothing else
+    assert conflict[0] == 409 and "different request" in conflict[1]["detail"]
+    assert len(_replaying_pids(log_file, correlation_id)) == 2, "only one worker answered"
