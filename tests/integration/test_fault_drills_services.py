@@ -322,7 +322,7 @@ def test_opensearch_stopped_while_events_flow_spools_and_replays_each_document_o
         flow.start()
         until("events flowing", lambda: len(flow.events) >= 50, 60, node_log)
         first, _ = monitor_pass()
-        assert first["engine_reachable"] is True and first["indexed"] >= 55 and first["spooled"] == 0
+        assert first["engine_reachable"] is True and first["indexed"] >= 50 and first["spooled"] == 0
 
         # A pass with more than one bulk request of documents; the node stops between its first two.
         burst = produce_envelopes(kafka, kafka_topic, 2_500)
