@@ -244,24 +244,28 @@ class PostgresIdempotencyStore(IdempotencyStore):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(**options)
         self.url = url
-        self._ready = False
+        self._autocommit: sa.Engine | None = None
+        self._texts: dict[str, sa.TextClause] = {}
         self._ready_lock = threading.Lock()
 
     def _engine(self) -> sa.Engine:
-        if not self._ready:
+        """The warehouse's pool; each step is ONE statement, run as its own transaction (autocommit:
+        one round trip, no separate COMMIT)."""
+        if self._autocommit is None:
             with self._ready_lock:
-                if not self._ready:
+                if self._autocommit is None:
                     ensure_platform_tables(Warehouse(self.url), IDEMPOTENCY_TABLES)
-                    self._ready = True
-        return get_engine(self.url)
+                    self._texts = {step: sa.text(sql) for step, sql in self._sql.items()}
+                    self._autocommit = get_engine(self.url).execution_options(isolation_level="AUTOCOMMIT")
+        return self._autocommit
 
     def _run(self, step: str, params: Mapping[str, Any], write: bool = True) -> list[tuple[Any, ...]]:
-        with self._engine().begin() as conn:
-            return [tuple(row) for row in conn.execute(sa.text(self._sql[step]), dict(params))]
+        with self._engine().connect() as conn:
+            return [tuple(row) for row in conn.execute(self._texts[step], dict(params))]
 
     def _rowcount(self, step: str, params: Mapping[str, Any]) -> int:
-        with self._engine().begin() as conn:
-            return int(conn.execute(sa.text(self._sql[step]), dict(params)).rowcount)
+        with self._engine().connect() as conn:
+            return int(conn.execute(self._texts[step], dict(params)).rowcount)
 
 
 class SqliteIdempotencyStore(IdempotencyStore):
