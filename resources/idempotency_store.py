@@ -22,8 +22,8 @@ each process at most every few minutes, a bounded batch at a time, never on ever
 Backends, chosen by configuration (:func:`open_store`): PostgreSQL (``ops.command_idempotency`` in
 the warehouse's server, declared through :mod:`resources.platform_tables`) or a SQLite file shared by
 the workers of one host (when the warehouse is the embedded DuckDB, whose file only Dagster writes).
-Both run the same statements (clock expressions aside), one transaction per step. Dagster-free: the
-read API imports it.
+Both run the same statements (clock expressions aside); each step is one statement in its own
+transaction. Dagster-free: the read API imports it.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ class IdempotencyStore:
         self._next_purge = now + self.purge_every_s
         try:
             self.purge_expired()
-        except self.unavailable as exc:  # housekeeping: the next window tries again
-            log.warning("idempotency store: purge failed: %s", exc)
+        except Exception as exc:  # housekeeping never fails a command: the next window tries again
+            log.warning("idempotency store: purge of expired reservations failed: %s", exc)
 
     def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
         """Delete up to ``limit`` reservations older than the retention; how many were deleted."""

@@ -354,3 +354,21 @@ def test_a_keyed_retry_reaching_any_of_two_worker_processes_produces_one_event(
     assert [e["correlation_id"] for e in events] == [correlation_id]  # exactly one event, nothing else
     assert conflict[0] == 409 and "different request" in conflict[1]["detail"]
     assert len(_replaying_pids(log_file, correlation_id)) == 2, "only one worker answered"
+
+
+def test_keyless_commands_never_touch_the_idempotency_store(
+    commands_env: str, kafka_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The store is unusable (its SQLite path is a directory): keyless commands are still accepted,
+    keyed ones are refused with 503 (nothing produced) rather than risking a duplicate."""
+    (tmp_path / "not-a-file").mkdir()
+    monkeypatch.setenv("SUBSCRIPTIONS_IDEMPOTENCY_SQLITE_PATH", str(tmp_path / "not-a-file"))
+    body = {"preferencias": {"tema": "claro"}}
+    with TestClient(create_app(f"duckdb:///{tmp_path / 'w.duckdb'}")) as client:
+        keyless = client.post(f"/usuarios/{USER}/config", json=body)
+        keyed = client.post(f"/usuarios/{USER}/config", json=body, headers={"Idempotency-Key": "cfg-1"})
+    assert keyless.status_code == 202, keyless.text
+    assert keyed.status_code == 503 and "idempotency store unavailable" in keyed.json()["detail"]
+    assert keyed.headers["retry-after"] == "2"
+    events = [json.loads(m.value()) for m in consume(kafka_server.url, commands_env)]
+    assert [e["correlation_id"] for e in events] == [keyless.json()["correlation_id"]]
