@@ -277,9 +277,21 @@ class CommandBus:
     def produced_recently(self, correlation_id: str) -> bool:
         return correlation_id in self.recent
 
-    def close(self) -> None:
+    async def accepted(self, correlation_id: str) -> bool:
+        """Produced by this process recently, or (a keyed command) by any worker per the shared store;
+        a store that cannot be reached answers "not known here" (``/status`` then looks further)."""
+        if self.produced_recently(correlation_id):
+            return True
+        try:
+            return await self.store.is_produced(correlation_id)
+        except IdempotencyStoreUnavailableError as exc:
+            log.warning("idempotency store not consulted for the status of %s: %s", correlation_id, exc)
+            return False
+
+    async def aclose(self) -> None:
+        """Close this process's producer and the store's connections (at the app's shutdown)."""
         self.sink.close()
-        self.store.close()
+        await self.store.aclose()
 
 
 def store_from_settings(warehouse_url: str | None = None) -> IdempotencyStore:

@@ -7,8 +7,9 @@ validate the request and produce ONE event to ``SUBSCRIPTIONS_COMMANDS_TOPIC`` k
 
 ``GET /status/{correlation_id}`` reads the outcome the processing wrote to ``stg.command_outcomes``
 (columns ``correlation_id``, ``status`` = processed|rejected, ``reason``, ``row_ids`` = JSON object
-``{"table": ["id", ...]}``); without one, ``accepted`` if the event reached ``raw.user_events`` or
-this process produced it recently, else ``404``.
+``{"table": ["id", ...]}``); without one, ``accepted`` if this process produced it recently, the shared
+idempotency store holds it as produced (a keyed command, whichever worker produced it) or the event
+reached ``raw.user_events``, else ``404``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import anyio.from_thread
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Request
 from pydantic import (
@@ -49,13 +51,14 @@ from resources.event_producer import ProduceError
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The bus is built at startup (a misconfigured idempotency store fails here, not at the first
-    command); this process's producer is closed at shutdown (queued commands get a bounded chance)."""
+    command); this process's producer and idempotency store connections are closed at shutdown (queued
+    commands get a bounded chance)."""
     if getattr(app.state, "subscription_commands", None) is None:
         app.state.subscription_commands = bus_from_settings(app.state.db.url)
     yield
     bus = getattr(app.state, "subscription_commands", None)
     if bus is not None:
-        bus.close()
+        await bus.aclose()
 
 
 router = APIRouter(tags=["subscriptions"], lifespan=_lifespan)
@@ -334,7 +337,10 @@ def status(
     if outcome is not None:
         return outcome
     bus = getattr(request.app.state, "subscription_commands", None)
-    if (bus is not None and bus.produced_recently(correlation_id)) or _ingested(db, correlation_id):
+    # The store's connections live on the event loop: asked from this (threadpool) route through it.
+    if (bus is not None and anyio.from_thread.run(bus.accepted, correlation_id)) or _ingested(
+        db, correlation_id
+    ):
         return CommandStatus(correlation_id=correlation_id, status="accepted")
     raise HTTPException(status_code=404, detail=f"no command {correlation_id} is known (yet)")
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 
 from api.commands import store_from_settings
 from resources.idempotency_store import (
+    PG_APPLICATION_NAME,
     IdempotencyConflictError,
     IdempotencyStore,
     IdempotencyStoreUnavailableError,
@@ -158,10 +162,72 @@ def test_reservations_expire_after_the_retention(warehouse_url: str) -> None:
 
     asyncio.run(scenario())
     # The purge deletes the expired row (`old` was released), not the fresh one, in bounded batches.
-    assert worker_a.purge_expired(limit=10) == 1
-    assert worker_a.purge_expired() == 0
+    assert asyncio.run(worker_a.purge_expired(limit=10)) == 1
+    assert asyncio.run(worker_a.purge_expired()) == 0
     with pytest.raises(IdempotencyConflictError):
         asyncio.run(worker_b.reserve(fresh, "fp-other"))
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor (``asyncio.to_thread``, ``run_in_executor(None, ...)``), counting jobs."""
+
+    jobs = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).jobs += 1
+        return super().submit(*args, **kwargs)
+
+
+def _store_sessions(url: str) -> int:
+    with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = :name"
+                ),
+                {"name": PG_APPLICATION_NAME},
+            ).scalar_one()
+        )
+
+
+def test_postgres_store_serves_concurrent_reservations_on_the_event_loop(pg_database_url: str) -> None:
+    """After warm-up (table declared once on a thread, connections opened), 50 concurrent commands
+    (reserve + mark produced: 100 statements) run on the loop itself: no executor job, no new thread,
+    over at most the store's 10 connections; shutdown closes them."""
+    store = _stores(pg_database_url, 1)[0]
+    sessions: dict[str, int] = {}
+
+    async def command(cid: str) -> bool:
+        reservation = await store.reserve(cid, "fp")
+        await store.mark_produced(reservation)
+        return reservation.produced
+
+    async def scenario() -> list[bool]:
+        asyncio.get_running_loop().set_default_executor(_CountingExecutor(max_workers=4))
+        await asyncio.gather(*(command(_cid()) for _ in range(20)))  # warm-up
+        sessions["warm"] = await asyncio.to_thread(_store_sessions, pg_database_url)
+        jobs, threads = _CountingExecutor.jobs, threading.active_count()
+        replayed = await asyncio.gather(*(command(_cid()) for _ in range(50)))
+        assert _CountingExecutor.jobs == jobs  # the sync store: one executor job per statement
+        assert threading.active_count() == threads
+        await store.aclose()
+        return replayed
+
+    assert asyncio.run(scenario()) == [False] * 50
+    assert 1 < sessions["warm"] <= 10  # concurrent statements use several connections, within the cap
+    deadline = time.monotonic() + 5
+    while _store_sessions(pg_database_url) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server notices the closed sessions promptly, not instantly
+    assert _store_sessions(pg_database_url) == 0
+
+    async def again() -> bool:  # used again from another event loop: it reconnects there
+        try:
+            return (await store.reserve(_cid(), "fp")).produced
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(again()) is False
 
 
 def _closed_port() -> int:

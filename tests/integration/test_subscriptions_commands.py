@@ -6,6 +6,7 @@ processing decodes. Kafka down is a real closed port, not a mock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -23,6 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.commands import correlation_id_for, store_from_settings
 from bench.api_load import serve
 from resources.warehouse import WarehouseResource
 
@@ -282,6 +284,34 @@ def test_status_accepted_processed_rejected_or_404(
             "correlation_id": rejected, "status": "rejected", "reason": "unknown user u-1", "row_ids": None
         }  # fmt: skip
         assert client.get(f"/status/{unknown}").status_code == 404
+
+
+def test_status_knows_a_keyed_command_another_worker_produced(
+    commands_env: str, warehouse_url: str, kafka_server
+) -> None:
+    """Worker A produces a keyed command; worker B (another app: its own memory, the same warehouse,
+    hence the same shared idempotency store) answers ``accepted`` before the event reaches
+    ``raw.user_events``. A reservation still pending (not produced yet) is not a command yet."""
+    path = f"/usuarios/{USER}/pagamento"
+    body = {"valor": "9.90", "metodo": "pix"}
+    with TestClient(create_app(warehouse_url)) as worker_a:
+        cid = worker_a.post(path, json=body, headers={"Idempotency-Key": "st-1"}).json()["correlation_id"]
+    pending = correlation_id_for("POST /usuarios/{id}/pagamento", USER, "st-2")
+    store = store_from_settings(warehouse_url)  # a third worker, between reserving and producing
+    asyncio.run(_reserve_and_close(store, pending))
+    with TestClient(create_app(warehouse_url)) as worker_b:
+        assert not _bus(worker_b).produced_recently(cid)
+        assert worker_b.get(f"/status/{cid}").json() == {
+            "correlation_id": cid, "status": "accepted", "reason": None, "row_ids": None
+        }  # fmt: skip
+        assert worker_b.get(f"/status/{pending}").status_code == 404
+
+
+async def _reserve_and_close(store: Any, correlation_id: str) -> None:
+    try:
+        assert not (await store.reserve(correlation_id, "fp")).produced
+    finally:
+        await store.aclose()
 
 
 def test_openapi_documents_the_command_answers(client: TestClient) -> None:
