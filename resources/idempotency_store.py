@@ -25,7 +25,10 @@ the workers of one host (when the warehouse is the embedded DuckDB, whose file o
 Both run the same statements (clock expressions and placeholder style aside); each step is one
 statement in its own transaction. The protocol is async; a backend only runs one statement:
 PostgreSQL on the event loop itself (psycopg's async connections, autocommit — no thread per call,
-which capped a process at ~600 reservations/s), SQLite on a worker thread (its calls block).
+which capped a process at ~600 reservations/s), SQLite on a worker thread (its calls block). A
+PostgreSQL restart costs no command once the server is back: idle connections are checked before
+reuse, and a statement a dead reused connection failed is repeated once on a new one (every step is
+safe to repeat: :data:`_REPEATABLE`; :mod:`resources.pg_async_connections`).
 Dagster-free: the read API imports it.
 """
 
@@ -47,6 +50,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
 
+from resources.pg_async_connections import ConnectionsBusyError, LoopConnections
 from resources.platform_tables import Index, PlatformTables, TableSpec, baseline, ensure_platform_tables
 from resources.warehouse_core import Warehouse, dialect_of
 
@@ -135,6 +139,13 @@ def _statements(table: str, d: _Dialect) -> dict[str, str]:
     }
 
 
+# Statements safe to run twice (the first run may have committed before its connection died): each
+# insert/replace carries this request's own token, and a reservation that finds a pending row with its
+# own token knows it is its own (see _attempt); "produced" sets the same state again; "release" deletes
+# only this token's pending row; "read" reads; "purge" deletes expired rows, whichever run deletes them.
+_REPEATABLE = frozenset({"insert", "read", "replace", "produced", "release", "purge"})
+
+
 class IdempotencyStore:
     """The reservation protocol over one backend (subclasses run one statement in one transaction)."""
 
@@ -186,6 +197,8 @@ class IdempotencyStore:
             if not rows:
                 continue
             found_fp, state, found_token, age = rows[0]
+            if found_token == token:  # our insert/replace committed, its answer was lost (repeated)
+                return own
             age = float(age)
             replace = {"cid": correlation_id, "fp": fingerprint, "token": token, "old": found_token}
             if age >= self.retention_s:  # expired, not purged yet: the key is free again
@@ -258,53 +271,6 @@ class IdempotencyStore:
         return bool(rows) and rows[0][1] == "produced" and float(rows[0][3]) < self.retention_s
 
 
-class _LoopConnections:
-    """Up to ``size`` autocommit psycopg connections of one event loop, opened when first needed.
-
-    A free slot is an open connection or ``None`` (open one); LIFO, so a quiet process keeps using few.
-    A connection that broke, or whose statement was interrupted (cancelled), is dropped, not reused.
-    """
-
-    def __init__(self, conninfo: str, size: int) -> None:
-        self.conninfo = conninfo
-        self.loop = asyncio.get_running_loop()
-        self.open: set[psycopg.AsyncConnection[Any]] = set()
-        self._free: asyncio.LifoQueue[psycopg.AsyncConnection[Any] | None] = asyncio.LifoQueue()
-        for _ in range(size):
-            self._free.put_nowait(None)
-
-    async def execute(self, sql: str, params: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
-        try:
-            async with asyncio.timeout(_PG_CHECKOUT_TIMEOUT_S):
-                conn = await self._free.get()
-        except TimeoutError as exc:
-            raise IdempotencyStoreUnavailableError(
-                f"no idempotency store connection free in {_PG_CHECKOUT_TIMEOUT_S:.0f} s: retry"
-            ) from exc
-        try:
-            if conn is None:
-                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-                self.open.add(conn)
-            cursor = await conn.execute(sql, params)
-            rows = await cursor.fetchall() if cursor.description else []
-            return [tuple(row) for row in rows], cursor.rowcount
-        except BaseException as exc:
-            if conn is not None and (conn.broken or not isinstance(exc, psycopg.Error)):
-                self._drop(conn)
-                conn = None
-            raise
-        finally:
-            self._free.put_nowait(conn)
-
-    def _drop(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.open.discard(conn)
-        conn.pgconn.finish()  # synchronous: also fine from another loop, once this one is gone
-
-    def close(self) -> None:
-        for conn in list(self.open):
-            self._drop(conn)
-
-
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -321,7 +287,13 @@ class PostgresIdempotencyStore(IdempotencyStore):
 
     dialect = _PG
     # psycopg's for the statements, SQLAlchemy's for the table's declaration
-    unavailable = (psycopg.OperationalError, psycopg.InterfaceError, sa.exc.OperationalError, OSError)
+    unavailable = (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        ConnectionsBusyError,
+        sa.exc.OperationalError,
+        OSError,
+    )
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(**options)
@@ -335,7 +307,7 @@ class PostgresIdempotencyStore(IdempotencyStore):
         self._pyformat = {step: _NAMED.sub(r"%(\1)s", sql) for step, sql in self._sql.items()}
         self._declared = False
         self._declare_lock = threading.Lock()
-        self._connections: _LoopConnections | None = None
+        self._connections: LoopConnections | None = None
 
     def _declare(self) -> None:
         with self._declare_lock:
@@ -343,12 +315,13 @@ class PostgresIdempotencyStore(IdempotencyStore):
                 ensure_platform_tables(Warehouse(self.url), IDEMPOTENCY_TABLES)
                 self._declared = True
 
-    def _current(self) -> _LoopConnections:
+    def _current(self) -> LoopConnections:
         connections = self._connections
         if connections is None or connections.loop is not asyncio.get_running_loop():
             if connections is not None:
                 connections.close()
-            connections = self._connections = _LoopConnections(self.conninfo, _PG_CONNECTIONS)
+            connections = LoopConnections(self.conninfo, _PG_CONNECTIONS, _PG_CHECKOUT_TIMEOUT_S)
+            self._connections = connections
         return connections
 
     async def _execute(
@@ -356,7 +329,7 @@ class PostgresIdempotencyStore(IdempotencyStore):
     ) -> tuple[list[tuple[Any, ...]], int]:
         if not self._declared:
             await asyncio.to_thread(self._declare)  # once per process
-        return await self._current().execute(self._pyformat[step], params)
+        return await self._current().execute(self._pyformat[step], params, step in _REPEATABLE)
 
     async def aclose(self) -> None:
         connections, self._connections = self._connections, None

@@ -127,6 +127,20 @@ def test_a_pending_reservation_is_taken_over_after_the_takeover_age(warehouse_ur
     asyncio.run(scenario())
 
 
+def test_a_reservation_that_finds_its_own_pending_row_owns_it(warehouse_url: str) -> None:
+    """What a reserving INSERT repeated on a new connection sees when its first run committed before
+    its connection died: the row with its own token is its own, not another request's to wait for."""
+    store = _stores(warehouse_url, 1, takeover_s=30)[0]
+    cid = _cid()
+
+    async def scenario() -> None:
+        first = await store.reserve(cid, "fp")
+        again = await asyncio.wait_for(store._attempt(cid, "fp", first.token), 3)
+        assert again == first  # owned at once (before: seconds left of the 30 s takeover)
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_produce_releases_so_the_retry_produces_at_once(warehouse_url: str) -> None:
     worker_a, worker_b = _stores(warehouse_url, takeover_s=30)
     cid = _cid()
