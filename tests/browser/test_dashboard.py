@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +86,23 @@ def demo_site(
     monkeypatch.setenv("SYSTEM_LOGS_FALLBACK_DIR", str(tmp_path / "system_logs_fallback"))
     monitor = declared_assets("monitor/system_logs", "search__system_logs")
     kafka = KafkaResource(bootstrap_servers=kafka_server.url)
-    with DagsterInstance.from_config(str(home)) as instance:
-        built = materialize(
-            [*insight_index_assets, monitor],
-            instance=instance,
-            resources={"warehouse": warehouse, "search": search, "kafka": kafka},
-        )
-        assert built.success
-        sensor = next(s for s in defs.sensors if s.name == FRESHNESS_SENSOR_NAME)
-        tick = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
-        assert isinstance(tick, SensorResult)
+
+    def build_indices_and_freshness() -> None:
+        with DagsterInstance.from_config(str(home)) as instance:
+            built = materialize(
+                [*insight_index_assets, monitor],
+                instance=instance,
+                resources={"warehouse": warehouse, "search": search, "kafka": kafka},
+            )
+            assert built.success
+            sensor = next(s for s in defs.sensors if s.name == FRESHNESS_SENSOR_NAME)
+            tick = sensor(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+            assert isinstance(tick, SensorResult)
+
+    # On its own thread: Playwright's sync API keeps an event loop running on this one, and Dagster's
+    # in-process execution closes its own loop with run_until_complete, which that running loop forbids.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(build_indices_and_freshness).result()
     app = create_app(url)
     app.dependency_overrides[get_search] = lambda: search
     with serve(app) as base:
