@@ -299,11 +299,15 @@ class PostgresIdempotencyStore(IdempotencyStore):
         super().__init__(**options)
         self.url = url
         u = sa.make_url(url)
-        query = {k: v for k, v in u.query.items() if isinstance(v, str)}
+        # The URL's own parameters (connect_timeout, sslmode, ...) win over these defaults.
+        params: dict[str, Any] = {
+            "connect_timeout": _PG_CONNECT_TIMEOUT_S,
+            "application_name": PG_APPLICATION_NAME,
+        }
+        params.update({k: v for k, v in u.query.items() if isinstance(v, str)})
         self.conninfo = make_conninfo(
-            "", host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
-            connect_timeout=_PG_CONNECT_TIMEOUT_S, application_name=PG_APPLICATION_NAME, **query,
-        )  # fmt: skip
+            "", host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database, **params
+        )
         self._pyformat = {step: _NAMED.sub(r"%(\1)s", sql) for step, sql in self._sql.items()}
         self._declared = False
         self._declare_lock = threading.Lock()

@@ -244,6 +244,26 @@ def test_postgres_store_serves_concurrent_reservations_on_the_event_loop(pg_data
     assert asyncio.run(again()) is False
 
 
+def test_the_warehouse_urls_own_connection_parameters_win(pg_database_url: str) -> None:
+    """A warehouse URL that already carries ``connect_timeout``/``application_name`` (as the API's own
+    tests and many deployments write it) opens the store with them instead of failing at start-up."""
+    separator = "&" if "?" in pg_database_url else "?"
+    url = f"{pg_database_url}{separator}connect_timeout=3&application_name=afluente-api-test"
+    store = open_store(url, "auto", takeover_s=10, retention_s=60)
+    assert isinstance(store, PostgresIdempotencyStore)
+    assert "connect_timeout=3" in store.conninfo and "application_name=afluente-api-test" in store.conninfo
+
+    async def scenario() -> bool:
+        try:
+            reservation = await store.reserve(_cid(), "fp")
+            await store.mark_produced(reservation)
+            return reservation.produced
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) is False
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
