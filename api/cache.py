@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.telemetry import ROUTE_SCOPE_KEY, route_label
 from resources.change_notify import CHANGE_CHANNEL
+from resources.warehouse_core import duckdb_file
 
 log = logging.getLogger(__name__)
 Version = Hashable | None
@@ -116,11 +117,9 @@ class PostgresNotifyVersion:
 
 def version_source(url: str) -> Callable[[], Version]:
     """The warehouse version for a SQLAlchemy URL (see the module docstring)."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "duckdb":
-        if not parsed.database or parsed.database == ":memory:":
-            return lambda: None
-        return DuckDBFileVersion(parsed.database)
+    if sa.make_url(url).get_backend_name() == "duckdb":
+        database = duckdb_file(url)
+        return (lambda: None) if database is None else DuckDBFileVersion(database)
     return PostgresNotifyVersion(url)
 
 

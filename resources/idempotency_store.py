@@ -52,7 +52,7 @@ from psycopg.conninfo import make_conninfo
 
 from resources.pg_async_connections import ConnectionsBusyError, LoopConnections
 from resources.platform_tables import Index, PlatformTables, TableSpec, baseline, ensure_platform_tables
-from resources.warehouse_core import Warehouse, dialect_of
+from resources.warehouse_core import Warehouse, dialect_of, duckdb_file
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +413,8 @@ def sqlite_path_for(warehouse_url: str, configured: str) -> str:
     """The configured file, else one next to the DuckDB warehouse file (in memory for ``:memory:``)."""
     if configured:
         return configured
-    database = sa.make_url(warehouse_url).database
-    if not database or database == ":memory:":
+    database = duckdb_file(warehouse_url)
+    if database is None:
         return ":memory:"  # one process only: an in-memory warehouse is not shared either
     return f"{database}.idempotency.sqlite3"
 

@@ -37,13 +37,19 @@ def dialect_of(url: str) -> str:
     return name
 
 
+def duckdb_file(url: str) -> str | None:
+    """The database file of a DuckDB URL; None for an in-memory database (nothing on disk to share)."""
+    database = sa.make_url(url).database
+    return database if database and database != ":memory:" else None
+
+
 def get_engine(url: str) -> sa.Engine:
     """One engine per URL per process; DuckDB without pooling so the file lock is released promptly."""
     engine = _ENGINES.get(url)
     if engine is None:
         if dialect_of(url) == "duckdb":
-            database = sa.make_url(url).database
-            if database and database != ":memory:":
+            database = duckdb_file(url)
+            if database is not None:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         else:
