@@ -132,6 +132,14 @@ def produce(kafka: KafkaResource, topic: str, n: int, seed: int) -> list[Generat
     return events
 
 
+def first_batch_in_marts(pg: WarehouseResource, produced: list[GeneratedEvent], log: Path) -> int:
+    """Wait for the daemon's first, untouched cycle: every valid produced event counted by the summary
+    mart. Returns that count (what the marts hold before the drill interferes)."""
+    expected = len(valid(produced))
+    until("first batch in the marts", lambda: summary_events(pg) == expected, 240, log)
+    return expected
+
+
 def summary_events(pg: WarehouseResource) -> int:
     """Events counted by the summary mart (a materialized view on PostgreSQL); 0 before it exists."""
     try:

@@ -40,6 +40,7 @@ from tests.integration.drill_support import (
     commerce_caught_up,
     daemon,
     drill_env,
+    first_batch_in_marts,
     health_returns_to,
     health_state,
     incidents_of,
@@ -89,8 +90,7 @@ def test_refresh_run_killed_while_building_staging_catches_up_through_the_daemon
     produced = produce(kafka, topic, 600, seed=71)
     with instance_for(local_instance_env) as instance, daemon(local_instance_env, log):
         # First cycle, untouched: the daemon ingests and refreshes on its own.
-        first_valid = len(valid(produced))
-        until("first batch in the marts", lambda: summary_events(pg) == first_valid, 240, log)
+        first_valid = first_batch_in_marts(pg, produced, log)
         prior = health_state(pg.url)
 
         # Second batch: hold stg.commerce_events so the refresh run is caught inside that step.
@@ -135,8 +135,7 @@ def test_run_worker_killed_mid_ingest_transaction_rolls_back_and_the_range_is_in
     log = tmp_path / "daemon.log"
     produced = produce(kafka, topic, 600, seed=73)
     with instance_for(local_instance_env) as instance, daemon(local_instance_env, log):
-        first_valid = len(valid(produced))
-        until("first batch in the marts", lambda: summary_events(pg) == first_valid, 240, log)
+        first_batch_in_marts(pg, produced, log)
         # Quiet first: the only ingest in flight below is the one the drill catches.
         until("first cycle's runs finished", lambda: not unfinished_runs(instance), 120, log)
         prior = health_state(pg.url)
@@ -230,8 +229,7 @@ def test_daemon_killed_with_runs_started_and_starting_catches_up_once_restarted(
     produced = produce(kafka, topic, 600, seed=75)
     blocker = psycopg.connect(_libpq(pg.url))
     with instance_for(local_instance_env) as instance, daemon(local_instance_env, log) as first:
-        first_valid = len(valid(produced))
-        until("first batch in the marts", lambda: summary_events(pg) == first_valid, 240, log)
+        first_batch_in_marts(pg, produced, log)
         prior = health_state(pg.url)
         # Run A waits inside stg.commerce_events (STARTED); run B, launched behind it, is STARTING.
         blocker.execute("LOCK TABLE stg.commerce_events IN ACCESS EXCLUSIVE MODE")
